@@ -1,0 +1,407 @@
+"""What Thrifty adds to a request: direct-to-upstream vs through the gateway, side by side.
+
+    .venv/bin/python bench/overhead.py                      # ~3 min: 3 rounds of (1, 8, 64) + SSE
+    .venv/bin/python bench/overhead.py --duration 15 --rounds 5 --floor   # longer, + the floor
+
+Set-up (all by the script, in a temp dir, loopback only): the mock upstream
+(``bench/mock_upstream.py``), a config with one ``openai`` provider pointing at it and the model
+``gpt-4o-mini``, a SQLite database, a virtual key from ``thrifty keys create`` (auth on, the
+default), and ``thrifty serve`` (1 worker) once ``/readyz`` answers. ``--floor`` adds a bare
+raw-ASGI pass-through proxy (``bench/floor_proxy.py``) as a third target: the Python floor.
+
+Measurement: ``bench/loadgen.py`` in a separate process (aiohttp, keep-alive, closed loop,
+warm-up then a fixed window). Targets are interleaved within each round (their order alternates
+between rounds) and the table shows the median across rounds; "added" is the median of the
+per-round differences to ``direct``. Gateway CPU per request is utime+stime of the
+``thrifty serve`` process and its children from /proc over exactly the measured window.
+Results are printed as markdown and appended to ``bench/results/overhead.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from _common import (
+    BENCH_DIR,
+    PYTHON,
+    fmt,
+    free_port,
+    machine,
+    markdown_table,
+    med,
+    rss_mb,
+    run_loadgen,
+    save_results,
+    started,
+    versions,
+)
+
+CHAT_PATH = "/v1/chat/completions"
+UVICORN = [PYTHON, "-m", "uvicorn", "--loop", "uvloop", "--http", "httptools", "--no-access-log"]
+UVICORN += ["--log-level", "warning"]
+
+
+def thrifty_cmd() -> list[str]:
+    exe = Path(PYTHON).with_name("thrifty")
+    if exe.exists():
+        return [str(exe)]
+    return [PYTHON, "-c", "from thrifty.cli.main import app; app()"]
+
+
+def write_config(tmp: Path, upstream_port: int, port: int, extra: str = "") -> Path:
+    cfg = tmp / "thrifty.yaml"
+    cfg.write_text(
+        f"""\
+server:
+  host: 127.0.0.1
+  port: {port}
+database:
+  url: sqlite+aiosqlite:///{tmp}/thrifty.db
+pricing:
+  catalog_file: null
+providers:
+  mock:
+    kind: openai
+    base_url: http://127.0.0.1:{upstream_port}/v1
+    api_key: sk-mock-upstream
+models:
+  - name: gpt-4o-mini
+    provider: mock
+    model: gpt-4o-mini
+"""
+        + (extra.strip() + "\n" if extra else "")
+    )
+    return cfg
+
+
+def create_key(cfg: Path, cwd: Path) -> str:
+    import subprocess
+
+    out = subprocess.run(
+        [*thrifty_cmd(), "keys", "create", "--tenant", "bench", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+        check=False,
+    )
+    keys = [ln.strip() for ln in out.stdout.splitlines() if ln.strip().startswith("tk-")]
+    if out.returncode != 0 or not keys:
+        raise RuntimeError(f"thrifty keys create failed: {out.stdout}\n{out.stderr}")
+    return keys[-1]
+
+
+@dataclass
+class Target:
+    name: str
+    base: str
+    pids: dict[str, int]
+    proc_pid: int | None = None  # the process whose CPU is "the gateway's"
+    key: str = "sk-direct"
+
+
+def _gateway(
+    es: contextlib.ExitStack, tmp: Path, mport: int, extra_config: str, variant: str | None
+) -> tuple[int, int, str]:
+    """Config, key and a running gateway in ``tmp``: ``thrifty serve``, or for a variant
+    ``bench/serve_variant.py <variant flags>``. Returns (pid, port, key)."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    cfg = write_config(tmp, mport, port, extra_config)
+    key = create_key(cfg, tmp)
+    if variant is None:
+        cmd = [*thrifty_cmd(), "serve", "--config", str(cfg), "--port", str(port)]
+    else:
+        cmd = [PYTHON, str(BENCH_DIR / "serve_variant.py"), "--port", str(port), *variant.split()]
+    proc = es.enter_context(
+        started(
+            cmd,
+            log=tmp / "thrifty.log",
+            ready_url=f"http://127.0.0.1:{port}/readyz",
+            cwd=tmp,
+            env={"THRIFTY_CONFIG": str(cfg)},
+        )
+    )
+    return proc.pid, port, key
+
+
+@contextlib.contextmanager
+def stack(
+    tmp: Path,
+    *,
+    floor: bool = False,
+    mock_args: tuple[str, ...] = (),
+    extra_config: str = "",
+    variants: tuple[str, ...] = (),
+) -> Iterator[tuple[list[Target], str]]:
+    """Start the mock upstream, Thrifty (its variants, the floor proxy); yield the targets and
+    Thrifty's key. Each gateway gets its own directory, config and SQLite database."""
+    mport = free_port()
+    with contextlib.ExitStack() as es:
+        mock = es.enter_context(
+            started(
+                [PYTHON, str(BENCH_DIR / "mock_upstream.py"), "--port", str(mport), *mock_args],
+                log=tmp / "mock.log",
+                ready_url=f"http://127.0.0.1:{mport}/health",
+            )
+        )
+        up = {"upstream": mock.pid}
+        pid, port, key = _gateway(es, tmp / "thrifty", mport, extra_config, None)
+        targets = [
+            Target("direct", f"http://127.0.0.1:{mport}", up),
+            Target("thrifty", f"http://127.0.0.1:{port}", {"gateway": pid, **up}, pid, key),
+        ]
+        for i, variant in enumerate(variants):
+            vpid, vport, vkey = _gateway(es, tmp / f"variant{i}", mport, extra_config, variant)
+            name = "thrifty " + variant.replace("--", "").replace(" ", "=")
+            targets.append(
+                Target(name, f"http://127.0.0.1:{vport}", {"gateway": vpid, **up}, vpid, vkey)
+            )
+        if floor:
+            fport = free_port()
+            fl = es.enter_context(
+                started(
+                    [
+                        *UVICORN,
+                        "floor_proxy:app",
+                        "--app-dir",
+                        str(BENCH_DIR),
+                        "--port",
+                        str(fport),
+                    ],
+                    log=tmp / "floor.log",
+                    ready_url=f"http://127.0.0.1:{fport}/",
+                    env={"FLOOR_UPSTREAM": f"http://127.0.0.1:{mport}/v1"},
+                )
+            )
+            targets.append(
+                Target("floor", f"http://127.0.0.1:{fport}", {"gateway": fl.pid, **up}, fl.pid)
+            )
+        yield targets, key
+
+
+def measure(a: argparse.Namespace) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    mock_args = ("--chunks", str(a.chunks), "--chunk-delay-ms", str(a.chunk_delay_ms))
+    with tempfile.TemporaryDirectory(prefix="thrifty-bench-") as d:
+        tmp = Path(d)
+        t_setup = time.monotonic()
+        with stack(
+            tmp,
+            floor=a.floor,
+            mock_args=mock_args,
+            extra_config=a.config_extra,
+            variants=tuple(a.variant),
+        ) as (targets, _):
+            names = ", ".join(f"{t.name}={t.base}" for t in targets)
+            log(f"set-up {time.monotonic() - t_setup:.1f}s; targets: {names}")
+            plan = [(c, False) for c in a.connections]
+            if a.stream_connections:
+                plan.append((a.stream_connections, True))
+            for rnd in range(1, a.rounds + 1):
+                order = targets if rnd % 2 else targets[::-1]
+                for c, stream in plan:
+                    for t in order:
+                        r = run_loadgen(
+                            t.base + CHAT_PATH,
+                            connections=c,
+                            duration=a.duration,
+                            warmup=a.warmup,
+                            cpu_pids=t.pids,
+                            headers=[f"Authorization: Bearer {t.key}"],
+                            payload=a.payload,
+                            stream=stream,
+                        )
+                        rec = {"target": t.name, "round": rnd, **r}
+                        if t.proc_pid:
+                            rec["rss_mb"] = round(rss_mb(t.proc_pid), 1)
+                        records.append(rec)
+                        log(
+                            f"round {rnd} {t.name:8s} c={c:<3d} {'SSE ' if stream else ''}"
+                            f"rps={r['rps']:8.1f} p50={r['p50_ms']:.3f} p99={r['p99_ms']:.3f} "
+                            f"gwcpu={r['cpu_ms_per_req'].get('gateway')} "
+                            f"(+deferred {r['cpu_ms_per_req_drained'].get('gateway')}, "
+                            f"drain {r['drain_s']}s) errors={r['errors']}"
+                        )
+                        if r["errors"]:
+                            log(f"  errors: {r.get('error_samples')}")
+    return records
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _by(records: list[dict[str, Any]], target: str, c: int, stream: bool) -> list[dict]:
+    return [
+        r
+        for r in records
+        if r["target"] == target and r["connections"] == c and r["stream"] == stream
+    ]
+
+
+def _paired_delta(records: list[dict], target: str, c: int, stream: bool, key: str):
+    """Median over rounds of (target - direct) measured in the same round."""
+    base = {r["round"]: r[key] for r in _by(records, "direct", c, stream)}
+    rs = _by(records, target, c, stream)
+    return med([r[key] - base[r["round"]] for r in rs if r["round"] in base])
+
+
+def _cpu_values(rs: list[dict], field: str = "cpu_ms_per_req", name: str = "gateway"):
+    return [r[field].get(name) for r in rs if r.get(field, {}).get(name) is not None]
+
+
+def _cpu(rs: list[dict], field: str = "cpu_ms_per_req") -> str:
+    """``median (min to max)`` of the gateway's CPU ms per request across rounds."""
+    vals = _cpu_values(rs, field)
+    if not vals:
+        return "-"
+    m = med(vals)
+    return f"{m:.3f} ({min(vals):.3f}-{max(vals):.3f})" if len(vals) > 1 else f"{m:.3f}"
+
+
+def _split(rs: list[dict]) -> str:
+    """Median gateway CPU ms/req on the event-loop thread / on other threads."""
+    split = [r["cpu_split_ms_per_req"].get("gateway") for r in rs]
+    split = [x for x in split if x]
+    if not split:
+        return "-"
+    loop = med([x["main"] for x in split])
+    other = med([x["threads"] + x["children"] for x in split])
+    return f"{fmt(loop, 3)} / {fmt(other, 3)}"
+
+
+def _row(records: list[dict], n: str, c: int, stream: bool) -> list[Any]:
+    rs = _by(records, n, c, stream)
+    direct = n == "direct"
+
+    def added(key: str) -> str:
+        return "" if direct else fmt(_paired_delta(records, n, c, stream, key), 3, True)
+
+    cells: list[Any] = [c, n, fmt(med([r["rps"] for r in rs]), 0)]
+    if stream:
+        cells += [
+            fmt(med([r["ttfb_p50_ms"] for r in rs]), 3),
+            fmt(med([r["ttft_p50_ms"] for r in rs]), 3),
+            fmt(med([r["p50_ms"] for r in rs]), 3),
+            added("ttfb_p50_ms"),
+            added("p50_ms"),
+        ]
+    else:
+        cells += [
+            fmt(med([r["p50_ms"] for r in rs]), 3),
+            fmt(med([r["p99_ms"] for r in rs]), 3),
+            added("p50_ms"),
+            added("p99_ms"),
+        ]
+    cells += [
+        "" if direct else _cpu(rs),
+        "" if direct else _split(rs),
+        "" if direct else _cpu(rs, "cpu_ms_per_req_drained"),
+        sum(r["errors"] for r in rs),
+    ]
+    return cells
+
+
+JSON_HEADERS = ["conns", "target", "rps", "p50 ms", "p99 ms", "added p50 ms", "added p99 ms"]
+SSE_HEADERS = ["conns", "target", "rps", "TTFB p50 ms", "TTFT p50 ms", "total p50 ms"]
+SSE_HEADERS += ["added TTFB p50", "added total p50"]
+CPU_HEADERS = [
+    "gateway CPU ms/req",
+    "loop / other threads",
+    "incl. deferred work",
+    "errors",
+]
+
+
+def report(records: list[dict[str, Any]], a: argparse.Namespace) -> str:
+    names = list(dict.fromkeys(r["target"] for r in records))
+    rows = [
+        _row(records, n, c, False)
+        for c in a.connections
+        for n in names
+        if _by(records, n, c, False)
+    ]
+    out = [
+        f"Non-streaming, payload `{a.payload}`, {a.rounds} rounds of {a.duration:g} s "
+        f"(+{a.warmup:g} s warm-up); medians across rounds; added = median of the per-round "
+        "differences to `direct`; CPU = median (min-max) over rounds.",
+        "",
+        markdown_table(
+            [*JSON_HEADERS, *CPU_HEADERS],
+            rows,
+        ),
+    ]
+    sc = a.stream_connections
+    if sc:
+        srows = [_row(records, n, sc, True) for n in names if _by(records, n, sc, True)]
+        out += [
+            "",
+            f"Streaming (SSE, {a.chunks} content chunks, {a.chunk_delay_ms:g} ms apart), "
+            f"{sc} connections:",
+            "",
+            markdown_table(
+                [*SSE_HEADERS, *CPU_HEADERS],
+                srows,
+            ),
+        ]
+    up = med([v for r in records for v in _cpu_values([r], name="upstream")])
+    rss = [r["rss_mb"] for r in records if r["target"] == "thrifty" and "rss_mb" in r]
+    drain = max((r.get("drain_s", 0) for r in records if r["target"] == "thrifty"), default=0)
+    out += [
+        "",
+        f"Mock upstream CPU: {fmt(up, 3)} ms/req (median). Thrifty RSS after the runs: "
+        f"{max(rss, default=0):.0f} MB. Longest wait for Thrifty to go quiet after a run: "
+        f"{drain:.1f} s.",
+    ]
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--duration", type=float, default=5.0, help="measured seconds per run")
+    ap.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per run")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (>= 2)")
+    ap.add_argument("--connections", default="1 8 64", help='e.g. "1 8 64"')
+    ap.add_argument("--stream-connections", type=int, default=8, help="0 skips the SSE run")
+    ap.add_argument("--chunks", type=int, default=20, help="SSE content chunks per answer")
+    ap.add_argument("--chunk-delay-ms", type=float, default=0.0)
+    ap.add_argument("--payload", choices=("small", "tools"), default="small")
+    ap.add_argument("--floor", action="store_true", help="also measure the bare ASGI proxy")
+    ap.add_argument(
+        "--config-extra",
+        default="",
+        help='YAML appended to the generated config, e.g. "ledger: {batch_size: 50}"',
+    )
+    ap.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help='extra gateway target run by bench/serve_variant.py, e.g. "--gc-freeze" (repeatable)',
+    )
+    ap.add_argument("--no-save", action="store_true", help="don't append to bench/results/")
+    a = ap.parse_args()
+    a.connections = [int(c) for c in a.connections.split()]
+    a.rounds = max(2, a.rounds)
+    info = {**machine(), **versions("thrifty", "uvicorn", "uvloop", "httptools", "aiohttp")}
+    log(f"machine: {info}")
+    records = measure(a)
+    print(report(records, a))
+    print(f"\nMachine: {info}")
+    if not a.no_save:
+        path = save_results("overhead", [{"machine": info, **r} for r in records])
+        log(f"raw results appended to {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""The ``thrifty`` command: a thin shell over the library (Typer + Rich)."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="thrifty",
+    help="Thrifty: an OpenAI-compatible LLM gateway that cuts spend and proves every saving.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _register() -> None:
+    from thrifty.cli import db, demo, keys, prices, serve
+
+    app.command()(serve.serve)
+    app.command("fake-upstream")(serve.fake_upstream)
+    app.command()(demo.demo)
+    app.add_typer(keys.app, name="keys")
+    app.add_typer(db.app, name="db")
+    app.add_typer(prices.app, name="prices")
+
+
+_register()

@@ -1,0 +1,353 @@
+"""One typed, validated, frozen configuration, loaded once (YAML file + environment).
+
+``load_config(path)`` reads the YAML file, replaces ``${VAR}`` / ``${VAR:-default}`` with values
+from the environment, validates everything with pydantic and raises ``ConfigError`` naming the
+key and what was expected. With no file, ``config_from_env`` builds a config from the provider
+keys found in the environment, and with none, from the built-in fake providers (``kind: fake``).
+Nothing here is read at import time; the resulting ``Config`` is passed in explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from thrifty.errors import ConfigError
+
+ProviderKind = Literal[
+    "openai", "azure", "vllm", "ollama", "tgi", "groq", "together", "openai_compatible", "fake"
+]
+Tier = Literal["basic", "standard", "premium", "enterprise"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Timeouts(_Frozen):
+    """Upstream timeouts in seconds. ``first_byte_s`` runs until the response headers arrive;
+    ``stream_idle_s`` is the longest gap allowed between two chunks of a stream; ``total_s``
+    bounds a whole non-streaming call."""
+
+    connect_s: float = Field(5.0, gt=0)
+    first_byte_s: float = Field(60.0, gt=0)
+    total_s: float = Field(600.0, gt=0)
+    stream_idle_s: float = Field(60.0, gt=0)
+
+
+class ProviderConfig(_Frozen):
+    """One upstream endpoint. ``kind: fake`` starts a built-in fake OpenAI server in-process."""
+
+    kind: ProviderKind = "openai_compatible"
+    base_url: str | None = None
+    api_key: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    api_version: str | None = None
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    max_connections: int = Field(256, ge=1)
+    fake: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> ProviderConfig:
+        if self.kind != "fake" and not self.base_url and self.kind not in _DEFAULT_BASE_URLS:
+            raise ValueError(f"base_url is required for a provider of kind {self.kind!r}")
+        if self.kind == "azure" and not self.api_version:
+            raise ValueError("api_version is required for an azure provider")
+        return self
+
+    def resolved_base_url(self) -> str | None:
+        return (self.base_url or _DEFAULT_BASE_URLS.get(self.kind, "")).rstrip("/") or None
+
+
+_DEFAULT_BASE_URLS: dict[str, str] = {
+    "openai": "https://api.openai.com/v1",
+    "groq": "https://api.groq.com/openai/v1",
+    "together": "https://api.together.xyz/v1",
+    "ollama": "http://127.0.0.1:11434/v1",
+    "vllm": "http://127.0.0.1:8000/v1",
+    "tgi": "http://127.0.0.1:8080/v1",
+}
+
+
+class DeploymentConfig(_Frozen):
+    """Where a model name is served: a provider and the upstream's own model id."""
+
+    provider: str
+    model: str
+
+
+class ModelConfig(_Frozen):
+    """A public model name, its aliases and its deployments (tried in order)."""
+
+    name: str = Field(min_length=1)
+    mode: Literal["chat", "embedding"] = "chat"
+    aliases: tuple[str, ...] = ()
+    deployments: tuple[DeploymentConfig, ...] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        # `{name, provider, model}` is shorthand for one deployment.
+        if isinstance(data, dict) and "deployments" not in data and "provider" in data:
+            data = dict(data)
+            dep = {"provider": data.pop("provider"), "model": data.pop("model", data.get("name"))}
+            data["deployments"] = [dep]
+        return data
+
+
+class ServerConfig(_Frozen):
+    host: str = "127.0.0.1"
+    port: int = Field(4000, ge=0, le=65535)
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    admin_key: str | None = None
+    open_mode: bool = False
+    open_mode_tenant: str = "dev"
+
+
+class DatabaseConfig(_Frozen):
+    url: str = "sqlite+aiosqlite:///./thrifty-data/thrifty.db"
+    echo: bool = False
+
+
+class LedgerConfig(_Frozen):
+    """The request ledger: written behind the request path in batches; rows spill to
+    ``spill_path`` (append-only JSON lines) while the database is down and are replayed."""
+
+    store_content: bool = False
+    batch_size: int = Field(500, ge=1, le=10_000)
+    flush_interval_s: float = Field(0.2, gt=0)
+    queue_size: int = Field(100_000, ge=100)
+    retry_interval_s: float = Field(2.0, gt=0)
+    spill_path: str = "./thrifty-data/ledger-spill.jsonl"
+
+
+class KeysConfig(_Frozen):
+    cache_ttl_s: float = Field(5.0, ge=0)
+
+
+class PricingConfig(_Frozen):
+    """Price catalog sources. ``catalog_file`` (imported by ``thrifty prices update``) replaces
+    the bundled catalog's entries it names; ``overrides`` adds or changes single models (a
+    self-hosted model at $0 is written here explicitly, never assumed)."""
+
+    catalog_file: str | None = "./thrifty-data/prices.yaml"
+    overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class Config(_Frozen):
+    """The whole configuration. ``source`` says where it came from (a file, env, fake)."""
+
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    keys: KeysConfig = Field(default_factory=KeysConfig)
+    ledger: LedgerConfig = Field(default_factory=LedgerConfig)
+    pricing: PricingConfig = Field(default_factory=PricingConfig)
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    models: tuple[ModelConfig, ...] = ()
+    source: str = "defaults"
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _models_from_mapping(cls, value: Any) -> Any:
+        # Allow `models: {name: {...}}` as well as a list.
+        if isinstance(value, Mapping):
+            return [{"name": k, **(v or {})} for k, v in value.items()]
+        return value
+
+    @model_validator(mode="after")
+    def _check_refs(self) -> Config:
+        seen: dict[str, str] = {}
+        for i, m in enumerate(self.models):
+            for name in (m.name, *m.aliases):
+                if name in seen:
+                    raise ValueError(
+                        f"models[{i}]: name {name!r} is already used by {seen[name]!r}"
+                    )
+                seen[name] = m.name
+            for j, d in enumerate(m.deployments):
+                if d.provider not in self.providers:
+                    known = ", ".join(sorted(self.providers)) or "none"
+                    raise ValueError(
+                        f"models[{i}].deployments[{j}].provider: unknown provider "
+                        f"{d.provider!r} (configured: {known})"
+                    )
+        return self
+
+    @property
+    def uses_fake_providers(self) -> bool:
+        return any(p.kind == "fake" for p in self.providers.values())
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def interpolate(value: Any, env: Mapping[str, str], path: str = "") -> Any:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string of a parsed YAML tree."""
+    if isinstance(value, str):
+
+        def sub(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"{path or 'config'}: environment variable {name} is not set")
+
+        return _ENV_REF.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: interpolate(v, env, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"invalid config ({source}):"]
+    for e in err.errors():
+        loc = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in e["loc"])
+        loc = loc.replace(".[", "[")
+        got = e.get("input")
+        got_s = "" if isinstance(got, dict | list) else f" (got {got!r})"
+        lines.append(f"  {loc or '<root>'}: {e['msg']}{got_s}")
+    return "\n".join(lines)
+
+
+def config_from_dict(
+    data: Mapping[str, Any], *, env: Mapping[str, str] | None = None, source: str = "dict"
+) -> Config:
+    """Validate a parsed config tree (after ``${VAR}`` interpolation) into a ``Config``."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"invalid config ({source}): the top level must be a mapping")
+    tree = interpolate(dict(data), os.environ if env is None else env)
+    tree.setdefault("source", source)
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, source)) from None
+
+
+def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Config:
+    """Load and validate a YAML config file; raises ``ConfigError`` with the offending key."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {p} is not valid YAML: {exc}") from None
+    return config_from_dict(data, env=env, source=str(p))
+
+
+# Providers detected from the environment when there is no config file. All speak the
+# OpenAI wire format (Anthropic, Gemini, Mistral and DeepSeek through their OpenAI-compatible
+# endpoints) until the native adapters land.
+_ENV_PROVIDERS: tuple[tuple[str, str, str, tuple[tuple[str, str], ...]], ...] = (
+    (
+        "OPENAI_API_KEY",
+        "openai",
+        "https://api.openai.com/v1",
+        (
+            ("gpt-4o", "chat"),
+            ("gpt-4o-mini", "chat"),
+            ("gpt-4.1", "chat"),
+            ("gpt-4.1-mini", "chat"),
+            ("gpt-4.1-nano", "chat"),
+            ("text-embedding-3-small", "embedding"),
+            ("text-embedding-3-large", "embedding"),
+        ),
+    ),
+    (
+        "ANTHROPIC_API_KEY",
+        "anthropic",
+        "https://api.anthropic.com/v1",
+        (("claude-sonnet-4-5", "chat"), ("claude-haiku-4-5", "chat"), ("claude-opus-4-1", "chat")),
+    ),
+    (
+        "GEMINI_API_KEY",
+        "gemini",
+        "https://generativelanguage.googleapis.com/v1beta/openai",
+        (("gemini-2.5-pro", "chat"), ("gemini-2.5-flash", "chat")),
+    ),
+    (
+        "MISTRAL_API_KEY",
+        "mistral",
+        "https://api.mistral.ai/v1",
+        (("mistral-large-latest", "chat"), ("mistral-small-latest", "chat")),
+    ),
+    (
+        "DEEPSEEK_API_KEY",
+        "deepseek",
+        "https://api.deepseek.com/v1",
+        (("deepseek-chat", "chat"), ("deepseek-reasoner", "chat")),
+    ),
+    (
+        "GROQ_API_KEY",
+        "groq",
+        "https://api.groq.com/openai/v1",
+        (("llama-3.3-70b-versatile", "chat"),),
+    ),
+    (
+        "TOGETHER_API_KEY",
+        "together",
+        "https://api.together.xyz/v1",
+        (("meta-llama/Llama-3.3-70B-Instruct-Turbo", "chat"),),
+    ),
+)
+
+FAKE_MODELS: tuple[tuple[str, str], ...] = (
+    ("gpt-4o", "chat"),
+    ("gpt-4o-mini", "chat"),
+    ("gpt-4.1", "chat"),
+    ("gpt-4.1-mini", "chat"),
+    ("claude-sonnet-4-5", "chat"),
+    ("claude-haiku-4-5", "chat"),
+    ("text-embedding-3-small", "embedding"),
+)
+
+
+def config_from_env(env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
+    """A config from provider keys in the environment; the fake providers when there are none."""
+    env = os.environ if env is None else env
+    providers: dict[str, Any] = {}
+    models: list[dict[str, Any]] = []
+    for var, name, base_url, names in _ENV_PROVIDERS:
+        if env.get(var):
+            providers[name] = {
+                "kind": "openai_compatible",
+                "base_url": base_url,
+                "api_key": env[var],
+            }
+            for model, mode in names:
+                models.append({"name": model, "mode": mode, "provider": name, "model": model})
+    source = "environment"
+    if not providers:
+        providers["fake"] = {"kind": "fake"}
+        models = [
+            {"name": m, "mode": mode, "provider": "fake", "model": m} for m, mode in FAKE_MODELS
+        ]
+        source = "built-in fake providers"
+    data: dict[str, Any] = {"providers": providers, "models": models, **overrides}
+    server = dict(data.get("server") or {})
+    if env.get("THRIFTY_ADMIN_KEY") and "admin_key" not in server:
+        server["admin_key"] = env["THRIFTY_ADMIN_KEY"]
+    if env.get("THRIFTY_DATABASE_URL"):
+        data["database"] = {**(data.get("database") or {}), "url": env["THRIFTY_DATABASE_URL"]}
+    data["server"] = server
+    return config_from_dict(data, env=env, source=source)
+
+
+def resolve_config(path: str | Path | None, env: Mapping[str, str] | None = None) -> Config:
+    """The config the CLI and server use: the file if given (or ``THRIFTY_CONFIG``), else env."""
+    env = os.environ if env is None else env
+    path = path or env.get("THRIFTY_CONFIG")
+    if path:
+        return load_config(path, env=env)
+    return config_from_env(env)

@@ -1,0 +1,234 @@
+"""``Gateway``: the one core object the server, the CLI and library users call.
+
+    async with Gateway(config) as gw:
+        principal = await gw.authenticate("tk-...")
+        answer = await gw.chat({"model": "gpt-4o-mini", "messages": [...]}, principal)
+
+It owns every runtime resource (database engine, provider HTTP pools, metrics) and opens and
+closes them in ``start``/``aclose``; nothing is global, so two gateways never share state.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from thrifty.config import Config
+from thrifty.db.engine import make_engine
+from thrifty.db.migrate import upgrade
+from thrifty.errors import ThriftyError
+from thrifty.keys.auth import Authenticator
+from thrifty.keys.principal import Principal
+from thrifty.keys.store import KeyStore
+from thrifty.ledger.recorder import LedgerRecorder
+from thrifty.ledger.writer import LedgerWriter
+from thrifty.metrics import Metrics
+from thrifty.pipeline.build import build_chat_pipeline, build_embeddings_pipeline
+from thrifty.pipeline.context import RequestContext, new_request_id
+from thrifty.pipeline.costing import Costing
+from thrifty.pipeline.outcome import Completed, Outcome
+from thrifty.pipeline.record import MetricsRecorder
+from thrifty.pipeline.stage import Recorder
+from thrifty.pricing import CostCalculator, PriceCatalog
+from thrifty.providers.registry import ProviderRegistry
+from thrifty.wire.openai import (
+    ChatRequest,
+    EmbeddingsRequest,
+    chat_request_from_body,
+    embeddings_request_from_body,
+)
+
+log = logging.getLogger("thrifty")
+
+PRIORITIES = ("critical", "normal", "low")
+UNAUTHENTICATED = Principal(tenant="(unauthenticated)")
+
+
+class Gateway:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.registry = ProviderRegistry(config)
+        self.catalog = PriceCatalog.load(config.pricing)
+        self.calculator = CostCalculator(self.catalog)
+        self.costing = Costing(self.calculator, self.registry, self.metrics)
+        self.recorders: list[Recorder] = [MetricsRecorder(self.metrics)]
+        self.chat_pipeline = build_chat_pipeline(self.registry, self.costing, self.recorders)
+        self.embeddings_pipeline = build_embeddings_pipeline(
+            self.registry, self.costing, self.recorders
+        )
+        self.ledger: LedgerWriter | None = None
+        self._engine: AsyncEngine | None = None
+        self._keys: KeyStore | None = None
+        self._auth: Authenticator | None = None
+        self.started = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self.started:
+            return
+        if self.config.uses_fake_providers:
+            log.warning(
+                "*** Thrifty is running on the BUILT-IN FAKE PROVIDERS (%s): answers are "
+                "synthetic. Configure providers or set OPENAI_API_KEY for real ones. ***",
+                self.config.source,
+            )
+        self._engine = make_engine(self.config.database.url, echo=self.config.database.echo)
+        await upgrade(self._engine)
+        self._keys = KeyStore(self._engine)
+        lc = self.config.ledger
+        self.ledger = LedgerWriter(
+            self._engine,
+            lc.spill_path,
+            batch_size=lc.batch_size,
+            flush_interval_s=lc.flush_interval_s,
+            queue_size=lc.queue_size,
+            retry_interval_s=lc.retry_interval_s,
+        )
+        await self.ledger.start()
+        self.recorders.append(LedgerRecorder(self.ledger, store_content=lc.store_content))
+        for model, deployment in self.costing.unpriced_models():
+            log.warning(
+                "model %r (deployment %s) has no price in the catalog: its requests will be "
+                "recorded as UNPRICED. Add it under pricing.overrides.",
+                model,
+                deployment,
+            )
+        self._auth = Authenticator(self._keys, self.config.server, self.config.keys.cache_ttl_s)
+        await self.registry.open()
+        self.started = True
+
+    async def aclose(self) -> None:
+        await self.registry.aclose()
+        if self.ledger is not None:
+            await self.ledger.aclose()  # flush every queued row before the engine goes
+            self.recorders[:] = [r for r in self.recorders if not isinstance(r, LedgerRecorder)]
+            self.ledger = None
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+        self.started = False
+
+    async def __aenter__(self) -> Gateway:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- identity --------------------------------------------------------------------------
+    @property
+    def keys(self) -> KeyStore:
+        assert self._keys is not None, "Gateway.start() has not run"
+        return self._keys
+
+    @property
+    def auth(self) -> Authenticator:
+        assert self._auth is not None, "Gateway.start() has not run"
+        return self._auth
+
+    @property
+    def engine(self) -> AsyncEngine:
+        assert self._engine is not None, "Gateway.start() has not run"
+        return self._engine
+
+    async def authenticate(self, token: str | None) -> Principal:
+        return await self.auth.principal(token)
+
+    # -- requests --------------------------------------------------------------------------
+    async def chat(
+        self,
+        request: ChatRequest | dict[str, Any],
+        principal: Principal,
+        *,
+        request_id: str | None = None,
+        tags: dict[str, str] | None = None,
+        priority: str = "normal",
+        cache: str | None = None,
+    ) -> Outcome:
+        """Run a chat completion through the pipeline.
+
+        Returns ``Completed`` (the OpenAI response in ``.data``) or a ``ChatStream`` to iterate
+        (canonical chunks). Raises a ``ThriftyError``; every call is recorded exactly once.
+        """
+        if isinstance(request, dict):
+            request = chat_request_from_body(request)
+        ctx = RequestContext(
+            request_id=request_id or new_request_id(),
+            endpoint="chat.completions",
+            principal=principal,
+            requested_model=request.model,
+            body=request.body,
+            stream=request.stream,
+            include_usage=request.include_usage,
+            tags={**principal.tags, **(tags or {})},
+            priority=priority,
+            cache_directive=cache,
+        )
+        return await self.chat_pipeline.run(ctx)
+
+    async def embeddings(
+        self,
+        request: EmbeddingsRequest | dict[str, Any],
+        principal: Principal,
+        *,
+        request_id: str | None = None,
+        tags: dict[str, str] | None = None,
+        priority: str = "normal",
+    ) -> Completed:
+        if isinstance(request, dict):
+            request = embeddings_request_from_body(request)
+        ctx = RequestContext(
+            request_id=request_id or new_request_id(),
+            endpoint="embeddings",
+            principal=principal,
+            requested_model=request.model,
+            body=request.body,
+            tags={**principal.tags, **(tags or {})},
+            priority=priority,
+        )
+        outcome = await self.embeddings_pipeline.run(ctx)
+        assert isinstance(outcome, Completed)
+        return outcome
+
+    def record_rejected(
+        self,
+        request_id: str,
+        endpoint: str,
+        error: ThriftyError,
+        principal: Principal | None,
+        raw_body: bytes | None,
+    ) -> None:
+        """Record a request refused before the pipeline (bad key, bad input): one ledger row,
+        with whatever is known about who sent it and for which model."""
+        model = ""
+        if raw_body:
+            try:
+                parsed = orjson.loads(raw_body)
+                if isinstance(parsed, dict) and isinstance(parsed.get("model"), str):
+                    model = parsed["model"][:200]
+            except orjson.JSONDecodeError:
+                pass
+        ctx = RequestContext(
+            request_id=request_id,
+            endpoint=endpoint,
+            principal=principal or UNAUTHENTICATED,
+            requested_model=model,
+            body={},
+            status=error.status,
+            error=error,
+        )
+        ctx.ended = ctx.started
+        self.chat_pipeline.record(ctx)
+
+    def list_models(self) -> list[dict[str, Any]]:
+        """``/v1/models`` entries: every configured model name and alias."""
+        out: list[dict[str, Any]] = []
+        for m in self.config.models:
+            owner = m.deployments[0].provider
+            for name in (m.name, *m.aliases):
+                out.append({"id": name, "object": "model", "created": 0, "owned_by": owner})
+        return out

@@ -1,0 +1,1 @@
+"""Virtual keys, tenants and authentication."""

@@ -1,0 +1,209 @@
+"""The write-behind ledger writer: rows leave the request path at once and reach the database in
+batches.
+
+Guarantees:
+- ``append`` never blocks and never raises. Rows go to a bounded in-memory queue; if it is full
+  (the database is far behind) the row goes straight to the spill file instead of being dropped.
+- A background task flushes the queue in batches (``batch_size`` rows, or every
+  ``flush_interval_s``). Inserts are idempotent by request id (``ON CONFLICT DO NOTHING``).
+- If the database fails, the batch is appended to an append-only JSON-lines spill file and the
+  writer keeps serving; every ``retry_interval_s`` it replays the spill file, deleting it only
+  after every row in it was committed. Replays cannot duplicate rows.
+- ``aclose`` flushes everything that is queued (to the database, or to the spill file when the
+  database is down), so a graceful shutdown loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from thrifty.db.schema import ledger
+
+log = logging.getLogger("thrifty.ledger")
+
+Row = dict[str, Any]
+_DATETIME_COLUMNS = ("started_at", "first_byte_at", "ended_at")
+
+
+def _encode(row: Row) -> bytes:
+    return orjson.dumps(row) + b"\n"
+
+
+def _decode(line: bytes) -> Row:
+    row = orjson.loads(line)
+    for col in _DATETIME_COLUMNS:
+        if row.get(col):
+            row[col] = datetime.fromisoformat(row[col])
+    return row
+
+
+class LedgerWriter:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        spill_path: str | Path,
+        *,
+        batch_size: int = 500,
+        flush_interval_s: float = 0.2,
+        queue_size: int = 100_000,
+        retry_interval_s: float = 2.0,
+    ) -> None:
+        self._engine = engine
+        self._spill_path = Path(spill_path)
+        self._batch_size = batch_size
+        self._flush_interval_s = flush_interval_s
+        self._retry_interval_s = retry_interval_s
+        self._queue: asyncio.Queue[Row] = asyncio.Queue(queue_size)
+        self._task: asyncio.Task[None] | None = None
+        self._last_retry = 0.0
+        self._stop = asyncio.Event()
+        dialect = engine.dialect.name
+        self._insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(ledger)
+        self._insert = self._insert.on_conflict_do_nothing(index_elements=["request_id"])
+        self.stats = {"written": 0, "spilled": 0, "replayed": 0, "db_errors": 0}
+        self.healthy = True
+
+    # -- request path ----------------------------------------------------------------------
+    def append(self, row: Row) -> None:
+        """Queue a row (non-blocking). A full queue spills the row to disk, never drops it."""
+        try:
+            self._queue.put_nowait(row)
+        except asyncio.QueueFull:
+            self._spill([row])
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._task is None:
+            self._spill_path.parent.mkdir(parents=True, exist_ok=True)
+            self._task = asyncio.create_task(self._run(), name="thrifty-ledger-writer")
+
+    async def aclose(self) -> None:
+        """Flush everything queued, try the spill file once more, stop the task."""
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        while not self._queue.empty():
+            await self._write(self._take(self._batch_size))
+        await self._replay()
+
+    async def flush(self) -> None:
+        """Write what is queued now (tests, reports that must see the latest rows)."""
+        while not self._queue.empty():
+            await self._write(self._take(self._batch_size))
+        if self.healthy:
+            await self._replay()
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    @property
+    def has_spill(self) -> bool:
+        p = self._spill_path
+        return p.exists() or p.with_suffix(p.suffix + ".replaying").exists()
+
+    @property
+    def spill_path(self) -> Path:
+        return self._spill_path
+
+    # -- background ------------------------------------------------------------------------
+    def _take(self, n: int) -> list[Row]:
+        batch: list[Row] = []
+        while len(batch) < n:
+            try:
+                batch.append(self._queue.get_nowait())
+            except asyncio.QueueEmpty:
+                break
+        return batch
+
+    async def _run(self) -> None:
+        # Never cancelled (a cancelled driver call can wedge the connection): ``aclose`` sets
+        # ``_stop`` and this loop ends after its current write.
+        while not self._stop.is_set():
+            if self._queue.qsize() < self._batch_size:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), self._flush_interval_s)
+            try:
+                batch = self._take(self._batch_size)
+                if batch:
+                    await self._write(batch)
+                now = time.monotonic()
+                if self.has_spill and now - self._last_retry >= self._retry_interval_s:
+                    self._last_retry = now
+                    await self._replay()
+            except Exception:  # keep the writer alive whatever happens
+                log.exception("ledger writer error")
+
+    async def _insert_rows(self, rows: Sequence[Row]) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(self._insert, list(rows))
+
+    async def _write(self, rows: list[Row]) -> None:
+        if not rows:
+            return
+        try:
+            await self._insert_rows(rows)
+        except Exception as exc:  # any driver / connection failure: keep the rows on disk
+            self.stats["db_errors"] += 1
+            if self.healthy:
+                log.error(
+                    "ledger database unavailable (%s); spilling rows to %s", exc, self._spill_path
+                )
+            self.healthy = False
+            self._spill(rows)
+            return
+        self.stats["written"] += len(rows)
+        if not self.healthy:
+            log.warning("ledger database is back; replaying spilled rows")
+            self.healthy = True
+            await self._replay()
+
+    def _spill(self, rows: Sequence[Row]) -> None:
+        data = b"".join(_encode(r) for r in rows)
+        fd = os.open(self._spill_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.stats["spilled"] += len(rows)
+
+    async def _replay(self) -> None:
+        """Insert the spill file's rows; delete the file only when all of them committed."""
+        path = self._spill_path
+        replaying = path.with_suffix(path.suffix + ".replaying")
+        if not replaying.exists():
+            if not path.exists():
+                return
+            os.replace(path, replaying)  # new spills go to a fresh file meanwhile
+        lines = [line for line in replaying.read_bytes().splitlines() if line.strip()]
+        rows: list[Row] = []
+        for line in lines:
+            try:
+                rows.append(_decode(line))
+            except (orjson.JSONDecodeError, ValueError):
+                log.error("skipping a corrupt line in %s", replaying)  # a torn final write
+        try:
+            for i in range(0, len(rows), self._batch_size):
+                await self._insert_rows(rows[i : i + self._batch_size])
+        except Exception as exc:
+            self.healthy = False
+            log.info("ledger replay failed (%s); will retry", exc)
+            return
+        self.healthy = True
+        replaying.unlink()
+        self.stats["replayed"] += len(rows)
+        log.info("replayed %d spilled ledger rows", len(rows))

@@ -1,0 +1,84 @@
+"""The per-request state every pipeline stage reads and writes."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from thrifty.errors import ThriftyError
+from thrifty.keys.principal import Principal
+from thrifty.providers.base import Deployment
+from thrifty.providers.registry import ModelEntry
+
+
+def new_request_id() -> str:
+    return "req_" + os.urandom(12).hex()
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One upstream try: which deployment, how it ended, how long it took."""
+
+    deployment: str
+    error: str | None
+    latency_ms: float
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """Everything known about one request, from parse to record.
+
+    ``usage`` is the OpenAI usage object (provider-reported, or counted when the provider gave
+    none: ``usage_source`` says which). Times are ``time.perf_counter()`` values except
+    ``started_at`` (epoch seconds).
+    """
+
+    request_id: str
+    endpoint: str
+    principal: Principal
+    requested_model: str
+    body: dict[str, Any]
+    stream: bool = False
+    include_usage: bool = False
+    tags: dict[str, str] = field(default_factory=dict)
+    priority: str = "normal"
+    cache_directive: str | None = None
+    started_at: float = field(default_factory=time.time)
+    started: float = field(default_factory=time.perf_counter)
+    first_byte: float | None = None
+    ended: float | None = None
+    entry: ModelEntry | None = None
+    deployment: Deployment | None = None
+    route_reason: str = "explicit"
+    cache_status: str = "bypass"
+    attempts: list[Attempt] = field(default_factory=list)
+    usage: dict[str, Any] | None = None
+    usage_source: str = "provider"
+    status: int = 200
+    error: ThriftyError | None = None
+    finish_reason: str | None = None
+    cache_similarity: float | None = None
+    # Set by the costing step (``pipeline/costing.py``); None cost = unpriced, never $0.
+    cost_usd: float | None = None
+    baseline_cost_usd: float | None = None
+    savings: dict[str, float] = field(default_factory=dict)
+    unpriced: bool = False
+    flags: list[str] = field(default_factory=list)
+
+    @property
+    def saved_usd(self) -> float:
+        return sum(self.savings.values())
+
+    @property
+    def served_model(self) -> str | None:
+        return self.deployment.public_model if self.deployment else None
+
+    @property
+    def latency_s(self) -> float:
+        return (self.ended or time.perf_counter()) - self.started
+
+    @property
+    def ttfb_s(self) -> float | None:
+        return None if self.first_byte is None else self.first_byte - self.started

@@ -1,0 +1,113 @@
+"""Costing: what a request cost, what it would have cost without Thrifty, and what each lever
+saved. Runs when the answer's usage is known (before the response headers of a JSON answer, at
+the usage chunk of a stream, and always before the record stage).
+
+The baseline is the requested model's price for the same usage with no Thrifty lever; levers
+(cache, routing, compression, max-tokens cap) add their own saving to ``ctx.savings`` as they
+act, so the split adds up to ``saved_usd`` and nothing is counted twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from thrifty.metrics import Metrics
+from thrifty.pipeline.context import RequestContext
+from thrifty.pricing import CostCalculator, ModelPrice, Usage, compute_cost
+from thrifty.providers.registry import ProviderRegistry
+
+log = logging.getLogger("thrifty.cost")
+
+LEVERS = ("cache", "routing", "compression", "max_tokens")
+
+
+def usage_from_any(usage: Mapping[str, Any] | None) -> Usage:
+    """Canonical ``Usage`` from an OpenAI-, Anthropic- or Gemini-convention usage object."""
+    if not usage:
+        return Usage()
+    if "promptTokenCount" in usage:
+        return Usage.from_gemini(usage)
+    if "prompt_tokens" not in usage and (
+        "cache_read_input_tokens" in usage or "cache_creation_input_tokens" in usage
+    ):
+        return Usage.from_anthropic(usage)
+    return Usage.from_openai(usage)
+
+
+def format_usd(value: float | None) -> str:
+    """Header form of a cost: fixed-point USD, or ``unpriced`` (never a silent 0)."""
+    return "unpriced" if value is None else f"{value:.10f}"
+
+
+def cost_fields(ctx: RequestContext) -> dict[str, Any]:
+    """The cost fields added to a stream's final usage object."""
+    return {"thrifty_cost_usd": ctx.cost_usd, "thrifty_saved_usd": ctx.saved_usd}
+
+
+class Costing:
+    def __init__(
+        self, calculator: CostCalculator, registry: ProviderRegistry, metrics: Metrics
+    ) -> None:
+        self.calculator = calculator
+        self._registry = registry
+        self._metrics = metrics
+        self._prices: dict[tuple[str, str], ModelPrice | None] = {}
+        self.unpriced_seen: dict[str, int] = {}
+
+    def price(self, public_model: str, upstream_model: str | None = None) -> ModelPrice | None:
+        """The price of a served model: its upstream id first, then its public name."""
+        key = (public_model, upstream_model or "")
+        if key not in self._prices:
+            found = None
+            for name in (upstream_model, public_model):
+                if name:
+                    found = self.calculator.price_of(name)
+                    if found is not None:
+                        break
+            self._prices[key] = found
+        return self._prices[key]
+
+    def unpriced_models(self) -> list[tuple[str, str]]:
+        """(public model, deployment) pairs in the config that have no price."""
+        out = []
+        for entry in self._registry.models.values():
+            for dep in entry.deployments:
+                if self.price(entry.name, dep.upstream_model) is None:
+                    out.append((entry.name, dep.id))
+        return out
+
+    def apply(self, ctx: RequestContext) -> None:
+        """Set ``cost_usd``, ``baseline_cost_usd`` and ``unpriced`` on ``ctx`` (idempotent)."""
+        try:
+            usage = usage_from_any(ctx.usage)
+        except ValueError as exc:
+            # Inconsistent provider numbers: keep the plain totals, flag the row.
+            log.warning("inconsistent usage from %s: %s", ctx.served_model, exc)
+            u = ctx.usage or {}
+            usage = Usage(
+                prompt_tokens=int(u.get("prompt_tokens") or 0),
+                completion_tokens=int(u.get("completion_tokens") or 0),
+            )
+            if "inconsistent_usage" not in ctx.flags:
+                ctx.flags.append("inconsistent_usage")
+        ctx.unpriced = False
+        if usage.total_tokens == 0:
+            ctx.cost_usd = 0.0
+            ctx.baseline_cost_usd = 0.0 + ctx.saved_usd
+            return
+        dep = ctx.deployment
+        price = self.price(dep.public_model, dep.upstream_model) if dep else None
+        if price is None:
+            ctx.cost_usd = None
+            ctx.baseline_cost_usd = None
+            ctx.unpriced = True
+            model = ctx.served_model or ctx.requested_model
+            first = model not in self.unpriced_seen
+            self.unpriced_seen[model] = self.unpriced_seen.get(model, 0) + 1
+            if first:
+                log.warning("model %r has no price: its cost is recorded as UNPRICED", model)
+            return
+        ctx.cost_usd = compute_cost(price, usage).total_usd
+        ctx.baseline_cost_usd = ctx.cost_usd + ctx.saved_usd

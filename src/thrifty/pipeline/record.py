@@ -1,0 +1,36 @@
+"""Record stage: what every finished request leaves behind (metrics; the ledger joins here)."""
+
+from __future__ import annotations
+
+from thrifty.metrics import Metrics
+from thrifty.pipeline.context import RequestContext
+
+
+class MetricsRecorder:
+    def __init__(self, metrics: Metrics) -> None:
+        self._m = metrics
+
+    def record(self, ctx: RequestContext) -> None:
+        m = self._m
+        served = ctx.served_model or ""
+        status = str(ctx.status)
+        m.inc(m.requests, 1, ctx.endpoint, ctx.requested_model, served, status)
+        m.observe(m.latency, ctx.latency_s, ctx.endpoint, ctx.requested_model)
+        ttfb = ctx.ttfb_s
+        if ttfb is not None:
+            m.observe(m.ttfb, ttfb, ctx.endpoint, ctx.requested_model)
+        usage = ctx.usage
+        if usage and served:
+            prompt = usage.get("prompt_tokens") or 0
+            completion = usage.get("completion_tokens") or 0
+            if prompt:
+                m.inc(m.tokens, prompt, served, "prompt")
+            if completion:
+                m.inc(m.tokens, completion, served, "completion")
+            details = usage.get("prompt_tokens_details") or {}
+            cached = details.get("cached_tokens") or 0
+            if cached:
+                m.inc(m.tokens, cached, served, "cached")
+        err = ctx.error
+        if err is not None and ctx.deployment is not None and ctx.status != 499:
+            m.inc(m.upstream_errors, 1, ctx.deployment.provider, str(err.code))
