@@ -23,7 +23,10 @@ from thrifty.errors import ThriftyError
 from thrifty.keys.auth import Authenticator
 from thrifty.keys.principal import Principal
 from thrifty.keys.store import KeyStore
+from thrifty.ledger import reports
+from thrifty.ledger.periods import Period, parse_period
 from thrifty.ledger.recorder import LedgerRecorder
+from thrifty.ledger.reports import ReportRow
 from thrifty.ledger.writer import LedgerWriter
 from thrifty.metrics import Metrics
 from thrifty.pipeline.build import build_chat_pipeline, build_embeddings_pipeline
@@ -61,6 +64,9 @@ class Gateway:
             self.registry, self.costing, self.recorders
         )
         self.ledger: LedgerWriter | None = None
+        # Levers that can save money in this configuration; reports say "not enabled" for
+        # the others. Each lever adds itself here when it is built and configured.
+        self.enabled_levers: frozenset[str] = frozenset()
         self._engine: AsyncEngine | None = None
         self._keys: KeyStore | None = None
         self._auth: Authenticator | None = None
@@ -193,6 +199,32 @@ class Gateway:
         outcome = await self.embeddings_pipeline.run(ctx)
         assert isinstance(outcome, Completed)
         return outcome
+
+    # -- ledger reads -------------------------------------------------------------------------
+    async def usage(
+        self,
+        period: Period | str = "30d",
+        group_by: list[str] | None = None,
+        filters: dict[str, str] | None = None,
+    ) -> tuple[list[ReportRow], ReportRow]:
+        """Usage grouped as asked, plus the ungrouped total (queued rows are flushed first)."""
+        if isinstance(period, str):
+            period = parse_period(period)
+        if self.ledger is not None:
+            await self.ledger.flush()
+        rows = await reports.usage_report(self.engine, period, group_by, filters)
+        totals = await reports.usage_report(self.engine, period, [], filters)
+        return rows, (totals[0] if totals else ReportRow(group={}))
+
+    async def request_record(self, request_id: str) -> dict[str, Any] | None:
+        if self.ledger is not None:
+            await self.ledger.flush()
+        return await reports.request_detail(self.engine, request_id)
+
+    async def unpriced_seen(self, period: Period) -> list[dict[str, Any]]:
+        if self.ledger is not None:
+            await self.ledger.flush()
+        return await reports.unpriced_models(self.engine, period)
 
     def record_rejected(
         self,

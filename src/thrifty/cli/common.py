@@ -22,6 +22,14 @@ ConfigOption = typer.Option(
 )
 
 
+def print_table(table: Any) -> None:
+    """Print a wide table at full width when the output is a file or a pipe (Rich would wrap
+    it at 80 columns), and at the terminal's width otherwise."""
+    if not console.is_terminal:
+        console.width = 220
+    console.print(table)
+
+
 def load(config_path: Path | None) -> Config:
     try:
         return resolve_config(config_path)

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import random
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -15,6 +16,7 @@ from thrifty.cli.common import console
 from thrifty.cli.demo_report import print_summary
 from thrifty.cli.demo_workload import DemoRequest, build_workload, drive
 from thrifty.config import config_from_env
+from thrifty.ledger.periods import Period
 from thrifty.server.local import LocalServer
 
 
@@ -43,6 +45,7 @@ async def _demo(
         server={"admin_key": admin_key, "port": port},
         database={"url": f"sqlite+aiosqlite:///{data_dir / 'thrifty.db'}"},
         pricing={"catalog_file": str(data_dir / "prices.yaml")},
+        ledger={"spill_path": str(data_dir / "ledger-spill.jsonl")},
     )
     console.rule("[bold]Thrifty demo")
     console.print(
@@ -57,8 +60,9 @@ async def _demo(
             tenants[tenant] = key
         console.print(f"Gateway: {server.base_url}  (SQLite ledger in {data_dir})")
         workload: list[DemoRequest] = build_workload(n, list(tenants), seed)
+        started = datetime.now(UTC)
         results = await drive(server.base_url, tenants, workload, concurrency)
-        print_summary(results, gw)
+        await print_summary(results, gw, Period(started, datetime.now(UTC), "demo"))
         if keep:
             console.rule("[bold]Serving (Ctrl-C to stop)")
             console.print(f"OpenAI base URL : {server.base_url}")

@@ -1,56 +1,65 @@
-"""The demo's closing summary: requests, tokens, cost, and savings by lever (honestly)."""
+"""The demo's closing summary, read back from the ledger: requests, tokens, cost, baseline,
+and savings by lever (a lever that is not built or not enabled says so, never a made-up 0)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 from rich.table import Table
 
-from thrifty.cli.common import console
+from thrifty.cli.common import console, print_table
 from thrifty.cli.demo_workload import DemoResult
 from thrifty.gateway import Gateway
+from thrifty.ledger.periods import Period
+from thrifty.ledger.reports import percentile
 
-LEVERS = ("exact cache", "semantic cache", "routing", "compression", "max-tokens cap")
+LEVERS = (
+    ("cache", "exact + semantic cache"),
+    ("routing", "model routing"),
+    ("compression", "prompt compression"),
+    ("max_tokens", "max-tokens cap"),
+)
 
 
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
-
-
-def print_summary(results: list[DemoResult], gateway: Gateway) -> None:
-    by_tenant: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    latencies = [r.latency_s for r in results if r.status == 200]
-    for r in results:
-        t = by_tenant[r.request.tenant]
-        t["requests"] += 1
-        t["ok"] += r.status == 200
-        t["errors"] += r.status != 200
-        t["streamed"] += r.request.stream
-        if r.usage:
-            t["prompt"] += r.usage.get("prompt_tokens", 0)
-            t["completion"] += r.usage.get("completion_tokens", 0) or 0
-        cost = r.headers.get("x-thrifty-cost-usd")
-        if cost not in (None, "pending", "unpriced"):
-            t["cost"] += float(cost)
-            t["has_cost"] = 1
-    table = Table(title="Requests by tenant", show_footer=True)
-    cols = ("requests", "ok", "errors", "streamed", "prompt", "completion")
+async def print_summary(results: list[DemoResult], gateway: Gateway, period: Period) -> None:
+    rows, total = await gateway.usage(period, ["tenant"])
+    table = Table(title="Requests by tenant (from the ledger)", show_footer=True)
+    t = total.to_json()
+    cols = [
+        ("requests", "requests"),
+        ("errors", "errors"),
+        ("prompt tok", "prompt_tokens"),
+        ("completion tok", "completion_tokens"),
+        ("cost USD", "cost_usd"),
+        ("baseline USD", "baseline_cost_usd"),
+        ("saved USD", "saved_usd"),
+    ]
     table.add_column("tenant", "total")
-    for c in cols:
-        table.add_column(c, str(int(sum(t[c] for t in by_tenant.values()))), justify="right")
-    table.add_column("cost USD", justify="right")
-    for tenant, t in sorted(by_tenant.items()):
-        cost = f"{t['cost']:.6f}" if t.get("has_cost") else "n/a (cost ledger not enabled)"
-        table.add_row(tenant, *(str(int(t[c])) for c in cols), cost)
-    console.print(table)
-    p50, p99 = _pct(latencies, 0.5) * 1000, _pct(latencies, 0.99) * 1000
-    console.print(f"latency p50 {p50:.1f} ms, p99 {p99:.1f} ms (fake upstream, loopback)")
+    for title, key in cols:
+        table.add_column(title, _cell(key, t[key]), justify="right")
+    for row in rows:
+        r = row.to_json()
+        table.add_row(str(r["tenant"]), *(_cell(key, r[key]) for _, key in cols))
+    print_table(table)
+    latencies = [r.latency_s * 1000 for r in results if r.status == 200]
+    streamed = sum(r.request.stream for r in results)
+    console.print(
+        f"{len(results)} requests ({streamed} streamed), client-side latency "
+        f"p50 {percentile(latencies, 0.5):.1f} ms, p99 {percentile(latencies, 0.99):.1f} ms "
+        "(fake upstream on loopback)"
+    )
     levers = Table(title="Savings by lever")
     levers.add_column("lever")
     levers.add_column("saved USD", justify="right")
-    for lever in LEVERS:
-        levers.add_row(lever, "[dim]not enabled[/dim]")
-    console.print(levers)
+    for key, label in LEVERS:
+        if key in gateway.enabled_levers:
+            levers.add_row(label, f"{total.saved_by_lever.get(key, 0.0):.6f}")
+        else:
+            levers.add_row(label, "[dim]not enabled[/dim]")
+    print_table(levers)
+    if total.unpriced_requests:
+        console.print(f"[yellow]{total.unpriced_requests} requests were unpriced[/yellow]")
+
+
+def _cell(key: str, value: object) -> str:
+    if key.endswith("_usd"):
+        return f"{float(value):.6f}"  # type: ignore[arg-type]
+    return str(value)

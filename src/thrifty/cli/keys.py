@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from thrifty.cli.common import ConfigOption, console, err_console, load, run
+from thrifty.cli.common import ConfigOption, console, err_console, load, print_table, run
 from thrifty.config import Config
 from thrifty.db.engine import make_engine
 from thrifty.db.migrate import upgrade
@@ -89,7 +89,7 @@ def list_keys(
             r.created_at.strftime("%Y-%m-%d %H:%M"),
             "[red]revoked[/red]" if r.revoked_at else "[green]active[/green]",
         )
-    console.print(table)
+    print_table(table)
 
 
 @app.command()

@@ -13,7 +13,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from thrifty.cli import db, demo, keys, prices, serve
+    from thrifty.cli import db, demo, keys, prices, report, serve
 
     app.command()(serve.serve)
     app.command("fake-upstream")(serve.fake_upstream)
@@ -21,6 +21,7 @@ def _register() -> None:
     app.add_typer(keys.app, name="keys")
     app.add_typer(db.app, name="db")
     app.add_typer(prices.app, name="prices")
+    app.add_typer(report.app, name="report")
 
 
 _register()

@@ -173,8 +173,12 @@ class LedgerWriter:
 
     def _spill(self, rows: Sequence[Row]) -> None:
         data = b"".join(_encode(r) for r in rows)
-        fd = os.open(self._spill_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._spill_path.parent.mkdir(parents=True, exist_ok=True)  # also before ``start``
+        fd = os.open(self._spill_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                data = b"\n" + data  # a line torn by a crash must not swallow the next row
             os.write(fd, data)
             os.fsync(fd)
         finally:

@@ -31,6 +31,10 @@ class MetricsRecorder:
             cached = details.get("cached_tokens") or 0
             if cached:
                 m.inc(m.tokens, cached, served, "cached")
+        if ctx.unpriced:
+            m.inc(m.unpriced, 1, served or ctx.requested_model)
+        elif ctx.cost_usd:
+            m.inc(m.cost, ctx.cost_usd, served, status)
         err = ctx.error
         if err is not None and ctx.deployment is not None and ctx.status != 499:
             m.inc(m.upstream_errors, 1, ctx.deployment.provider, str(err.code))

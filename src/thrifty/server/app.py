@@ -16,6 +16,7 @@ from thrifty.errors import NotFoundError, ThriftyError
 from thrifty.gateway import Gateway
 from thrifty.keys.auth import bearer_token
 from thrifty.pipeline.context import new_request_id
+from thrifty.server.admin_reports import AdminReportsEndpoint
 from thrifty.server.admin_routes import AdminKeysEndpoint
 from thrifty.server.http import Receive, Scope, Send, request_headers, send_error
 from thrifty.server.openai_routes import (
@@ -38,6 +39,7 @@ class ThriftyApp:
         embeddings = EmbeddingsEndpoint(gateway)
         models = ModelsEndpoint(gateway)
         admin_keys = AdminKeysEndpoint(gateway)
+        admin_reports = AdminReportsEndpoint(gateway)
         self.routes: dict[tuple[str, str], Any] = {
             ("POST", "/v1/chat/completions"): chat,
             ("POST", "/chat/completions"): chat,
@@ -50,10 +52,13 @@ class ThriftyApp:
             ("GET", "/metrics"): MetricsEndpoint(gateway),
             ("GET", "/admin/keys"): admin_keys,
             ("POST", "/admin/keys"): admin_keys,
+            ("GET", "/admin/usage"): admin_reports,
+            ("GET", "/admin/prices/unpriced"): admin_reports,
         }
         self.prefixes: tuple[tuple[str, str, Any], ...] = (
             ("GET", "/v1/models/", models),
             ("DELETE", "/admin/keys/", admin_keys),
+            ("GET", "/admin/requests/", admin_reports),
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
