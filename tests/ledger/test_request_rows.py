@@ -232,3 +232,25 @@ def test_costing_reads_every_usage_convention(
     app.gateway.costing.apply(ctx)
     assert Decimal(str(ctx.cost_usd)).quantize(Decimal("1e-12")) == Decimal(expected_usd)
     assert usage_from_any(usage).prompt_tokens >= usage_from_any(usage).cached_tokens
+
+
+async def test_store_content_keeps_prompt_and_answer(
+    fake: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    config = gateway_config(fake.base_url, tmp_path, ledger={"store_content": True})
+    app = create_app(config)
+    async with app.gateway as gw:
+        key, _ = await gw.keys.create("acme")
+        auth = {"authorization": f"Bearer {key}"}
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            plain = await c.post(
+                "/v1/chat/completions", json=chat_body("remember me"), headers=auth
+            )
+            streamed = await c.post(
+                "/v1/chat/completions", json=chat_body("remember me", stream=True), headers=auth
+            )
+        for resp in (plain, streamed):
+            row = await gw.request_record(resp.headers["x-thrifty-request-id"])
+            assert row["content"]["request"]["messages"][0]["content"] == "remember me"
+            assert row["content"]["response"] == plain.json()["choices"][0]["message"]["content"]

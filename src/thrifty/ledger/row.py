@@ -7,6 +7,7 @@ from typing import Any
 
 from thrifty.pipeline.context import RequestContext
 from thrifty.pipeline.costing import usage_from_any
+from thrifty.pipeline.usage import completion_text
 from thrifty.pricing import Usage
 
 
@@ -14,6 +15,16 @@ def _at(ctx: RequestContext, perf: float | None) -> datetime | None:
     if perf is None:
         return None
     return datetime.fromtimestamp(ctx.started_at, UTC) + timedelta(seconds=perf - ctx.started)
+
+
+def _content(ctx: RequestContext) -> dict[str, Any]:
+    if ctx.response is not None:
+        answer: Any = completion_text(ctx.response) if ctx.endpoint == "chat.completions" else None
+    elif ctx.output_parts is not None:
+        answer = "".join(ctx.output_parts)
+    else:
+        answer = None
+    return {"request": ctx.body, "response": answer}
 
 
 def build_row(ctx: RequestContext, *, store_content: bool = False) -> dict[str, Any]:
@@ -72,5 +83,5 @@ def build_row(ctx: RequestContext, *, store_content: bool = False) -> dict[str, 
         "error_code": err.code if err else None,
         "finish_reason": ctx.finish_reason,
         "flags": list(ctx.flags),
-        "content": ctx.body if store_content else None,
+        "content": _content(ctx) if store_content else None,
     }

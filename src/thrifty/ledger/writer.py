@@ -69,6 +69,9 @@ class LedgerWriter:
         self._task: asyncio.Task[None] | None = None
         self._last_retry = 0.0
         self._stop = asyncio.Event()
+        # One writer at a time: ``flush`` must not return while the task's batch is in flight,
+        # and two replays of one spill file must not run at once.
+        self._lock = asyncio.Lock()
         dialect = engine.dialect.name
         self._insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(ledger)
         self._insert = self._insert.on_conflict_do_nothing(index_elements=["request_id"])
@@ -101,10 +104,11 @@ class LedgerWriter:
 
     async def flush(self) -> None:
         """Write what is queued now (tests, reports that must see the latest rows)."""
-        while not self._queue.empty():
-            await self._write(self._take(self._batch_size))
-        if self.healthy:
-            await self._replay()
+        async with self._lock:
+            while not self._queue.empty():
+                await self._write(self._take(self._batch_size))
+            if self.healthy:
+                await self._replay()
 
     @property
     def pending(self) -> int:
@@ -137,13 +141,14 @@ class LedgerWriter:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), self._flush_interval_s)
             try:
-                batch = self._take(self._batch_size)
-                if batch:
-                    await self._write(batch)
-                now = time.monotonic()
-                if self.has_spill and now - self._last_retry >= self._retry_interval_s:
-                    self._last_retry = now
-                    await self._replay()
+                async with self._lock:
+                    batch = self._take(self._batch_size)
+                    if batch:
+                        await self._write(batch)
+                    now = time.monotonic()
+                    if self.has_spill and now - self._last_retry >= self._retry_interval_s:
+                        self._last_retry = now
+                        await self._replay()
             except Exception:  # keep the writer alive whatever happens
                 log.exception("ledger writer error")
 

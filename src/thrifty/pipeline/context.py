@@ -60,6 +60,9 @@ class RequestContext:
     error: ThriftyError | None = None
     finish_reason: str | None = None
     cache_similarity: float | None = None
+    # The answer, kept by reference (no copy) for ``ledger.store_content``.
+    response: dict[str, Any] | None = None
+    output_parts: list[str] | None = None
     # Set by the costing step (``pipeline/costing.py``); None cost = unpriced, never $0.
     cost_usd: float | None = None
     baseline_cost_usd: float | None = None

@@ -57,6 +57,7 @@ class DispatchStage:
             ctx.first_byte = time.perf_counter()
             ctx.attempts.append(Attempt(deployment.id, None, _ms(t0)))
             data = resp.data
+            ctx.response = data
             usage = data.get("usage")
             ctx.usage = usage if isinstance(usage, dict) else None
             choices = data.get("choices")

@@ -36,6 +36,7 @@ class ChatStream:
         self.on_finish: Callable[[RequestContext], None] | None = None
         self.costing: Costing | None = None
         self.content_parts: list[str] = []
+        ctx.output_parts = self.content_parts
         self._finished = False
 
     def __aiter__(self) -> AsyncIterator[StreamEvent]:

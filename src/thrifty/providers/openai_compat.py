@@ -10,6 +10,8 @@ Bodies are forwarded as they came, with only ``model`` rewritten to the upstream
 from __future__ import annotations
 
 import asyncio
+import time
+from email.utils import parsedate_to_datetime
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -43,7 +45,12 @@ def parse_retry_after(headers: Any) -> float | None:
         try:
             return max(0.0, float(value))
         except ValueError:
+            pass
+        try:  # an HTTP date
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
             return None
+        return max(0.0, when.timestamp() - time.time())
     return None
 
 
@@ -62,7 +69,9 @@ class OpenAICompatProvider:
             else:
                 headers["authorization"] = f"Bearer {config.api_key}"
         self._headers = headers
-        self._params = {"api-version": config.api_version} if config.kind == "azure" else None
+        self._params: dict[str, str] | None = None
+        if config.kind == "azure" and config.api_version:
+            self._params = {"api-version": config.api_version}
         t = config.timeouts
         self._first_byte_s = t.first_byte_s
         self._total_s = t.total_s

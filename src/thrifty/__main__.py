@@ -1,0 +1,5 @@
+"""``python -m thrifty`` runs the CLI."""
+
+from thrifty.cli.main import app
+
+app()
