@@ -21,7 +21,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from thrifty.errors import ConfigError
 
 ProviderKind = Literal[
-    "openai", "azure", "vllm", "ollama", "tgi", "groq", "together", "openai_compatible", "fake"
+    "openai",
+    "azure",
+    "vllm",
+    "ollama",
+    "tgi",
+    "groq",
+    "together",
+    "openai_compatible",
+    "fake",
+    "anthropic",
+    "bedrock",
+    "gemini",
+    "cohere",
 ]
 Tier = Literal["basic", "standard", "premium", "enterprise"]
 
@@ -52,16 +64,26 @@ class ProviderConfig(_Frozen):
     timeouts: Timeouts = Field(default_factory=Timeouts)
     max_connections: int = Field(256, ge=1)
     fake: dict[str, Any] = Field(default_factory=dict)
+    # AWS Bedrock: the region, and credentials (else botocore's default chain: env, profile…).
+    region: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    aws_session_token: str | None = None
 
     @model_validator(mode="after")
     def _check(self) -> ProviderConfig:
-        if self.kind != "fake" and not self.base_url and self.kind not in _DEFAULT_BASE_URLS:
+        if self.kind == "bedrock":
+            if not self.region and not self.base_url:
+                raise ValueError("region is required for a bedrock provider")
+        elif self.kind != "fake" and not self.base_url and self.kind not in _DEFAULT_BASE_URLS:
             raise ValueError(f"base_url is required for a provider of kind {self.kind!r}")
         if self.kind == "azure" and not self.api_version:
             raise ValueError("api_version is required for an azure provider")
         return self
 
     def resolved_base_url(self) -> str | None:
+        if self.kind == "bedrock" and not self.base_url:
+            return f"https://bedrock-runtime.{self.region}.amazonaws.com"
         return (self.base_url or _DEFAULT_BASE_URLS.get(self.kind, "")).rstrip("/") or None
 
 
@@ -72,6 +94,9 @@ _DEFAULT_BASE_URLS: dict[str, str] = {
     "ollama": "http://127.0.0.1:11434/v1",
     "vllm": "http://127.0.0.1:8000/v1",
     "tgi": "http://127.0.0.1:8080/v1",
+    "anthropic": "https://api.anthropic.com",
+    "gemini": "https://generativelanguage.googleapis.com",
+    "cohere": "https://api.cohere.com",
 }
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from thrifty.config import Config
 from thrifty.errors import NotFoundError
 from thrifty.providers.base import Deployment, Provider
-from thrifty.providers.openai_compat import OpenAICompatProvider
+from thrifty.providers.factory import provider_class
 
 log = logging.getLogger("thrifty.providers")
 
@@ -53,7 +53,7 @@ class ProviderRegistry:
                 base_url = await fake.start()
                 self._fakes.append(fake)
                 log.warning("provider %r is the built-in FAKE upstream at %s", name, base_url)
-            provider = OpenAICompatProvider(name, pc, base_url=base_url)
+            provider = provider_class(pc.kind)(name, pc, base_url=base_url)
             await provider.open()
             self.providers[name] = provider
 

@@ -1,0 +1,256 @@
+"""``HTTPProvider``: what every HTTP adapter shares — one pooled ``aiohttp`` session per
+upstream, the four timeouts, and the mapping of transport failures and error statuses to the
+``UpstreamError`` tree. Adapters subclass it and only translate bodies and events.
+
+Timeouts (from config): ``connect_s`` (TCP/TLS connect), ``first_byte_s`` (until the response
+headers), ``total_s`` (a whole non-streaming call), ``stream_idle_s`` (longest gap between two
+stream reads).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import aiohttp
+import orjson
+
+from thrifty.config import ProviderConfig
+from thrifty.errors import (
+    UpstreamConnectionError,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamRateLimitError,
+    UpstreamStatusError,
+    UpstreamTimeoutError,
+)
+from thrifty.providers.base import Deployment
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            pass
+        try:  # an HTTP date
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, when.timestamp() - time.time())
+    return None
+
+
+def error_message(raw: bytes) -> tuple[str | None, str | None]:
+    """(message, type) from a JSON error body in the common shapes: ``{"error": {...}}``,
+    ``{"error": "..."}``, ``{"message": ...}`` (Bedrock, Cohere) and Anthropic's
+    ``{"type": "error", "error": {"type", "message"}}``."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    err = data.get("error")
+    if isinstance(err, dict):
+        msg = err.get("message")
+        return (str(msg) if msg else None), err.get("type") or err.get("status")
+    if isinstance(err, str):
+        return err, None
+    msg = data.get("message") or data.get("Message")
+    return (str(msg) if msg else None), None
+
+
+class HTTPProvider:
+    """Base for HTTP adapters. Subclasses set ``self.headers`` (sent on every request) and
+    implement ``complete`` / ``stream`` / ``embed`` with the helpers below."""
+
+    def __init__(self, name: str, config: ProviderConfig, *, base_url: str | None = None) -> None:
+        self.name = name
+        self.config = config
+        self.base_url = (base_url or config.resolved_base_url() or "").rstrip("/")
+        self.headers: dict[str, str] = {"content-type": "application/json", **config.headers}
+        self._session: aiohttp.ClientSession | None = None
+        t = config.timeouts
+        self.first_byte_s = t.first_byte_s
+        self.total_s = t.total_s
+        self.idle_s = t.stream_idle_s
+        self._connect_timeout = aiohttp.ClientTimeout(
+            total=None, connect=t.connect_s, sock_connect=t.connect_s
+        )
+
+    async def open(self) -> None:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self.config.max_connections, ttl_dns_cache=300, keepalive_timeout=30
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=self._connect_timeout,
+                headers=self.headers,
+                skip_auto_headers=("User-Agent",),
+            )
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        assert self._session is not None, f"provider {self.name} is not open"
+        return self._session
+
+    # -- errors ----------------------------------------------------------------------------
+    def map_error(self, exc: BaseException, deployment: Deployment, stage: str) -> UpstreamError:
+        """Map a transport exception to the ``UpstreamError`` tree."""
+        where = {"provider": self.name, "deployment": deployment.id}
+        if isinstance(exc, UpstreamError):
+            return exc
+        if isinstance(exc, TimeoutError | asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+            return UpstreamTimeoutError(f"upstream {self.name} timed out ({stage})", **where)
+        if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
+            return UpstreamConnectionError(
+                f"upstream {self.name} closed the connection ({stage})", **where
+            )
+        if isinstance(exc, aiohttp.ClientError | OSError):
+            return UpstreamConnectionError(
+                f"cannot reach upstream {self.name} ({stage}): {exc.__class__.__name__}", **where
+            )
+        return UpstreamProtocolError(f"upstream {self.name} failed ({stage}): {exc!r}", **where)
+
+    def status_error(
+        self, status: int, raw: bytes, headers: Mapping[str, str], deployment: Deployment
+    ) -> UpstreamError:
+        """The error for an upstream error status; override for provider-specific codes
+        (e.g. Anthropic's 529 overloaded, Bedrock's ThrottlingException)."""
+        message, etype = error_message(raw)
+        message = message or f"upstream {self.name} returned HTTP {status}"
+        where = {"provider": self.name, "deployment": deployment.id}
+        if status == 429:
+            return UpstreamRateLimitError(
+                message, retry_after_s=parse_retry_after(headers), **where
+            )
+        return UpstreamStatusError(message, upstream_status=status, upstream_type=etype, **where)
+
+    def protocol_error(self, message: str, deployment: Deployment) -> UpstreamProtocolError:
+        return UpstreamProtocolError(
+            f"upstream {self.name}: {message}", provider=self.name, deployment=deployment.id
+        )
+
+    async def _raise_for_status(self, resp: aiohttp.ClientResponse, deployment: Deployment) -> None:
+        if resp.status >= 400:
+            try:
+                raw = await resp.read()
+            except aiohttp.ClientError:
+                raw = b""
+            raise self.status_error(resp.status, raw, resp.headers, deployment)
+
+    # -- requests --------------------------------------------------------------------------
+    async def post_json(
+        self,
+        deployment: Deployment,
+        url: str,
+        payload: bytes,
+        *,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> tuple[dict[str, Any], bytes, dict[str, str]]:
+        """POST and return (parsed JSON object, raw body, response headers)."""
+        stage = "first byte"
+        try:
+            async with asyncio.timeout(self.first_byte_s) as deadline:
+                async with self.session.post(
+                    url, data=payload, headers=headers, params=params
+                ) as resp:
+                    stage = "body"
+                    deadline.reschedule(asyncio.get_running_loop().time() + self.total_s)
+                    await self._raise_for_status(resp, deployment)
+                    raw = await resp.read()
+                    resp_headers = dict(resp.headers)
+        except Exception as exc:
+            raise self.map_error(exc, deployment, stage) from exc
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise self.protocol_error("the response body is not JSON", deployment) from None
+        if not isinstance(data, dict):
+            raise self.protocol_error("the response body is not a JSON object", deployment)
+        return data, raw, resp_headers
+
+    async def open_stream(
+        self,
+        deployment: Deployment,
+        url: str,
+        payload: bytes,
+        *,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> aiohttp.ClientResponse:
+        """POST and return the open response once its status is known to be 2xx."""
+        try:
+            async with asyncio.timeout(self.first_byte_s):
+                resp = await self.session.post(url, data=payload, headers=headers, params=params)
+                try:
+                    await self._raise_for_status(resp, deployment)
+                except BaseException:
+                    resp.release()
+                    raise
+        except Exception as exc:
+            raise self.map_error(exc, deployment, "first byte") from exc
+        return resp
+
+    async def iter_lines(
+        self, resp: aiohttp.ClientResponse, deployment: Deployment
+    ) -> AsyncIterator[bytes]:
+        """The response's lines (with line endings stripped), each read within
+        ``stream_idle_s``; transport failures are mapped. Releases the response at the end."""
+        idle = self.idle_s
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(idle) as deadline:
+                while True:
+                    line = await resp.content.readline()
+                    if not line:
+                        return
+                    deadline.reschedule(loop.time() + idle)
+                    yield line.rstrip(b"\r\n")
+        except UpstreamError:
+            raise
+        except Exception as exc:
+            raise self.map_error(exc, deployment, "stream") from exc
+        finally:
+            resp.release()
+
+    async def iter_chunks(
+        self, resp: aiohttp.ClientResponse, deployment: Deployment
+    ) -> AsyncIterator[bytes]:
+        """Raw body chunks (for binary framings such as AWS event streams), each within
+        ``stream_idle_s``. Releases the response at the end."""
+        idle = self.idle_s
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(idle) as deadline:
+                while True:
+                    chunk = await resp.content.readany()
+                    if not chunk:
+                        return
+                    deadline.reschedule(loop.time() + idle)
+                    yield chunk
+        except UpstreamError:
+            raise
+        except Exception as exc:
+            raise self.map_error(exc, deployment, "stream") from exc
+        finally:
+            resp.release()
