@@ -101,10 +101,41 @@ _DEFAULT_BASE_URLS: dict[str, str] = {
 
 
 class DeploymentConfig(_Frozen):
-    """Where a model name is served: a provider and the upstream's own model id."""
+    """Where a model name is served: a provider, the upstream's own model id, and its share
+    of traffic under the ``weighted`` strategy."""
 
     provider: str
     model: str
+    weight: float = Field(1.0, gt=0)
+
+
+class BreakerConfig(_Frozen):
+    """Circuit breaker per deployment: opens after ``consecutive_failures`` failures in a row,
+    or when ``failure_rate`` of the last ``window`` calls failed (with at least ``min_calls``);
+    after ``recovery_timeout_s`` one probe call decides between closed and open again."""
+
+    consecutive_failures: int = Field(5, ge=1)
+    failure_rate: float = Field(0.5, gt=0, le=1)
+    window: int = Field(20, ge=1)
+    min_calls: int = Field(10, ge=1)
+    recovery_timeout_s: float = Field(30.0, gt=0)
+
+
+class RetryConfig(_Frozen):
+    """Retries of one deployment on retryable errors: exponential backoff with full jitter,
+    ``backoff_base_s * 2**attempt`` capped at ``backoff_max_s``; an upstream ``Retry-After``
+    is honoured up to ``retry_after_max_s`` (longer waits move on to the next deployment)."""
+
+    max_retries: int = Field(1, ge=0, le=10)
+    backoff_base_s: float = Field(0.1, ge=0)
+    backoff_max_s: float = Field(4.0, ge=0)
+    retry_after_max_s: float = Field(10.0, ge=0)
+
+
+class ResilienceConfig(_Frozen):
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+    retries: RetryConfig = Field(default_factory=RetryConfig)
+    max_attempts: int = Field(6, ge=1, le=50)
 
 
 class ModelConfig(_Frozen):
@@ -114,6 +145,9 @@ class ModelConfig(_Frozen):
     mode: Literal["chat", "embedding"] = "chat"
     aliases: tuple[str, ...] = ()
     deployments: tuple[DeploymentConfig, ...] = Field(min_length=1)
+    strategy: Literal["ordered", "weighted", "least_busy", "lowest_latency"] = "ordered"
+    fallbacks: tuple[str, ...] = ()
+    """Other model names tried, in order, when every deployment of this one failed."""
 
     @model_validator(mode="before")
     @classmethod
@@ -171,6 +205,7 @@ class Config(_Frozen):
     server: ServerConfig = Field(default_factory=ServerConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     keys: KeysConfig = Field(default_factory=KeysConfig)
+    resilience: ResilienceConfig = Field(default_factory=ResilienceConfig)
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     pricing: PricingConfig = Field(default_factory=PricingConfig)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
@@ -195,6 +230,11 @@ class Config(_Frozen):
                         f"models[{i}]: name {name!r} is already used by {seen[name]!r}"
                     )
                 seen[name] = m.name
+            for fb in m.fallbacks:
+                if fb not in {x.name for x in self.models} or fb == m.name:
+                    raise ValueError(
+                        f"models[{i}].fallbacks: {fb!r} is not another configured model name"
+                    )
             for j, d in enumerate(m.deployments):
                 if d.provider not in self.providers:
                     known = ", ".join(sorted(self.providers)) or "none"

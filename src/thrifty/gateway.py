@@ -54,14 +54,15 @@ class Gateway:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.metrics = Metrics()
-        self.registry = ProviderRegistry(config)
+        self.registry = ProviderRegistry(config, on_breaker=self._breaker_changed)
         self.catalog = PriceCatalog.load(config.pricing)
         self.calculator = CostCalculator(self.catalog)
         self.costing = Costing(self.calculator, self.registry, self.metrics)
         self.recorders: list[Recorder] = [MetricsRecorder(self.metrics)]
-        self.chat_pipeline = build_chat_pipeline(self.registry, self.costing, self.recorders)
+        res = config.resilience
+        self.chat_pipeline = build_chat_pipeline(self.registry, self.costing, self.recorders, res)
         self.embeddings_pipeline = build_embeddings_pipeline(
-            self.registry, self.costing, self.recorders
+            self.registry, self.costing, self.recorders, res
         )
         self.ledger: LedgerWriter | None = None
         # Levers that can save money in this configuration; reports say "not enabled" for
@@ -71,6 +72,11 @@ class Gateway:
         self._keys: KeyStore | None = None
         self._auth: Authenticator | None = None
         self.started = False
+
+    def _breaker_changed(self, deployment: str, old: str, new: str) -> None:
+        level = logging.WARNING if new == "open" else logging.INFO
+        log.log(level, "circuit breaker of %s: %s -> %s", deployment, old, new)
+        self.metrics.set_breaker(deployment, new)
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -255,6 +261,30 @@ class Gateway:
         )
         ctx.ended = ctx.started
         self.chat_pipeline.record(ctx)
+
+    def health_report(self) -> dict[str, Any]:
+        """Each provider's status and each deployment's breaker, latency and error rate."""
+        deployments = [h.to_json() for h in self.registry.health.values()]
+        providers = []
+        for name, pc in self.config.providers.items():
+            mine = [d for d in deployments if d["deployment"].startswith(name + "/")]
+            healthy = sum(d["status"] == "healthy" for d in mine)
+            status = "healthy" if healthy == len(mine) else "degraded" if healthy else "down"
+            providers.append(
+                {
+                    "provider": name,
+                    "kind": pc.kind,
+                    "status": status if mine else "unused",
+                    "open": name in self.registry.providers,
+                    "deployments": mine,
+                }
+            )
+        overall = (
+            "healthy"
+            if all(p["status"] in ("healthy", "unused") for p in providers)
+            else "degraded"
+        )
+        return {"status": overall, "providers": providers}
 
     def list_models(self) -> list[dict[str, Any]]:
         """``/v1/models`` entries: every configured model name and alias."""

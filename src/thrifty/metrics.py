@@ -61,6 +61,18 @@ class Metrics:
             ("model",),
             registry=r,
         )
+        self.breaker_state = Gauge(
+            "thrifty_circuit_state",
+            "Circuit breaker state per deployment: 0 closed, 1 half-open, 2 open.",
+            ("deployment",),
+            registry=r,
+        )
+        self.breaker_transitions = Counter(
+            "thrifty_circuit_transitions_total",
+            "Circuit breaker transitions per deployment and new state.",
+            ("deployment", "state"),
+            registry=r,
+        )
         self.in_flight = Gauge(
             "thrifty_requests_in_flight", "Requests being processed.", registry=r
         )
@@ -79,6 +91,11 @@ class Metrics:
 
     def observe(self, metric: Histogram, value: float, *labels: str) -> None:
         self.child(metric, *labels).observe(value)  # type: ignore[attr-defined]
+
+    def set_breaker(self, deployment: str, state: str) -> None:
+        value = {"closed": 0, "half_open": 1, "open": 2}[state]
+        self.breaker_state.labels(deployment).set(value)
+        self.breaker_transitions.labels(deployment, state).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

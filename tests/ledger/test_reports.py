@@ -44,12 +44,13 @@ async def _traffic(app: ThriftyApp, client: httpx.AsyncClient, fake: FakeOpenAIS
                 "x-thrifty-tags": f"use_case={use_case}",
             },
         )
-    fake.set_fault("status=500", times=1)
+    fake.set_fault("status=500")
     await client.post(
         "/v1/chat/completions",
         json=chat_body("fails"),
         headers={"authorization": f"Bearer {keys[('acme', 'al')]}"},
     )
+    fake.set_fault(None)
 
 
 @pytest.mark.parametrize(

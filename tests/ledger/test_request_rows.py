@@ -108,8 +108,9 @@ async def test_streamed_costs_the_same_as_non_streamed(
 async def test_failed_and_refused_requests_each_leave_one_row(
     app: ThriftyApp, client: httpx.AsyncClient, fake: FakeOpenAIServer, auth: dict[str, str]
 ) -> None:
-    fake.set_fault("status=500", times=1)
+    fake.set_fault("status=500")
     failed = await client.post("/v1/chat/completions", json=chat_body(), headers=auth)
+    fake.set_fault(None)
     refused = await client.post("/v1/chat/completions", json=chat_body())  # no key
     bad = await client.post("/v1/chat/completions", content=b"{oops", headers=auth)
     unknown = await client.post("/v1/chat/completions", json=chat_body(model="gpt-9"), headers=auth)
@@ -130,9 +131,9 @@ async def test_failed_and_refused_requests_each_leave_one_row(
         assert row["status"] == (502 if resp is cut else status)
     assert rows[refused.headers["x-thrifty-request-id"]]["tenant"] == "(unauthenticated)"
     assert rows[unknown.headers["x-thrifty-request-id"]]["requested_model"] == "gpt-9"
-    assert rows[failed.headers["x-thrifty-request-id"]]["fallback_path"][0]["error"] == (
-        "upstream_error"
-    )
+    failed_row = rows[failed.headers["x-thrifty-request-id"]]
+    assert failed_row["attempts"] == 2  # one retry on the same deployment, with backoff
+    assert [a["error"] for a in failed_row["fallback_path"]] == ["upstream_error"] * 2
     # a stream cut after some output still costs what was generated
     cut_row = rows[cut.headers["x-thrifty-request-id"]]
     assert cut_row["completion_tokens"] > 0 and cut_row["usage_source"] == "counted"

@@ -73,7 +73,7 @@ def build_row(ctx: RequestContext, *, store_content: bool = False) -> dict[str, 
         "unpriced": ctx.unpriced,
         "latency_ms": round(latency_ms, 3),
         "ttfb_ms": None if ttfb is None else round(ttfb * 1000, 3),
-        "attempts": len(ctx.attempts),
+        "attempts": sum(1 for a in ctx.attempts if not a.skipped),
         "fallback_path": [
             {"deployment": a.deployment, "error": a.error, "ms": round(a.latency_ms, 3)}
             for a in ctx.attempts

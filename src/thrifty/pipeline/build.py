@@ -3,6 +3,9 @@
     chat:        route ─▶ dispatch ─▶ (costing ─▶ record: metrics, ledger)
     embeddings:  route ─▶ dispatch ─▶ (costing ─▶ record)
 
+dispatch balances a model's deployments, skips open circuits, retries with backoff and falls
+back to other deployments and models (``pipeline/dispatch.py``).
+
 Stages not built yet (admission, optimize, cache, budget) are added here as they land.
 """
 
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from thrifty.config import ResilienceConfig
 from thrifty.pipeline.costing import Costing
 from thrifty.pipeline.dispatch import DispatchStage
 from thrifty.pipeline.pipeline import Pipeline
@@ -19,20 +23,32 @@ from thrifty.providers.registry import ProviderRegistry
 
 
 def build_chat_pipeline(
-    registry: ProviderRegistry, costing: Costing, recorders: Sequence[Recorder]
+    registry: ProviderRegistry,
+    costing: Costing,
+    recorders: Sequence[Recorder],
+    resilience: ResilienceConfig,
 ) -> Pipeline:
     return Pipeline(
-        stages=[RouteStage(registry, "chat"), DispatchStage(registry, "chat.completions")],
+        stages=[
+            RouteStage(registry, "chat"),
+            DispatchStage(registry, "chat.completions", resilience),
+        ],
         costing=costing,
         recorders=recorders,
     )
 
 
 def build_embeddings_pipeline(
-    registry: ProviderRegistry, costing: Costing, recorders: Sequence[Recorder]
+    registry: ProviderRegistry,
+    costing: Costing,
+    recorders: Sequence[Recorder],
+    resilience: ResilienceConfig,
 ) -> Pipeline:
     return Pipeline(
-        stages=[RouteStage(registry, "embedding"), DispatchStage(registry, "embeddings")],
+        stages=[
+            RouteStage(registry, "embedding"),
+            DispatchStage(registry, "embeddings", resilience),
+        ],
         costing=costing,
         recorders=recorders,
     )

@@ -24,6 +24,8 @@ class Attempt:
     deployment: str
     error: str | None
     latency_ms: float
+    skipped: bool = False
+    """True when the deployment was not called (its circuit breaker was open)."""
 
 
 @dataclass(slots=True)

@@ -111,3 +111,13 @@ class Costing:
             return
         ctx.cost_usd = compute_cost(price, usage).total_usd
         ctx.baseline_cost_usd = ctx.cost_usd + ctx.saved_usd
+        entry = ctx.entry
+        if entry is not None and dep is not None and dep.public_model != entry.name:
+            # Failed over to another model: the baseline is still the requested model (a
+            # failover is not a saving lever, so nothing is added to ``savings``).
+            requested = self.price(entry.name, entry.deployments[0].upstream_model)
+            ctx.baseline_cost_usd = (
+                None
+                if requested is None
+                else compute_cost(requested, usage).total_usd + ctx.saved_usd
+            )

@@ -18,6 +18,7 @@ from thrifty.pipeline.context import RequestContext
 from thrifty.pipeline.costing import Costing, cost_fields
 from thrifty.pipeline.usage import fill_missing_usage
 from thrifty.providers.base import StreamEvent, UpstreamStream
+from thrifty.providers.health import DeploymentHealth
 
 CLIENT_CLOSED = 499
 
@@ -29,10 +30,12 @@ class ChatStream:
         upstream: UpstreamStream,
         *,
         strip_usage: bool,
+        health: DeploymentHealth | None = None,
     ) -> None:
         self.ctx = ctx
         self._upstream = upstream
         self._strip_usage = strip_usage
+        self._health = health
         self.on_finish: Callable[[RequestContext], None] | None = None
         self.costing: Costing | None = None
         self.content_parts: list[str] = []
@@ -76,6 +79,9 @@ class ChatStream:
                 yield event
         except ThriftyError as exc:
             ctx.error, ctx.status = exc, exc.status
+            if self._health is not None:  # the deployment failed after its first byte
+                self._health.failures += 1
+                self._health.breaker.record(False)
             raise
         except (asyncio.CancelledError, GeneratorExit):
             ctx.status = CLIENT_CLOSED

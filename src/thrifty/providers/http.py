@@ -214,18 +214,20 @@ class HTTPProvider:
     async def iter_lines(
         self, resp: aiohttp.ClientResponse, deployment: Deployment
     ) -> AsyncIterator[bytes]:
-        """The response's lines (with line endings stripped), each read within
-        ``stream_idle_s``; transport failures are mapped. Releases the response at the end."""
+        """The response's lines (line endings stripped), each read within ``stream_idle_s``;
+        transport failures are mapped. Releases the response at the end.
+
+        The timeout wraps each read only: a timeout held open across a ``yield`` would fire
+        into whatever the consumer is awaiting (e.g. a slow client's send)."""
         idle = self.idle_s
-        loop = asyncio.get_running_loop()
+        readline = resp.content.readline
         try:
-            async with asyncio.timeout(idle) as deadline:
-                while True:
-                    line = await resp.content.readline()
-                    if not line:
-                        return
-                    deadline.reschedule(loop.time() + idle)
-                    yield line.rstrip(b"\r\n")
+            while True:
+                async with asyncio.timeout(idle):
+                    line = await readline()
+                if not line:
+                    return
+                yield line.rstrip(b"\r\n")
         except UpstreamError:
             raise
         except Exception as exc:
@@ -236,18 +238,17 @@ class HTTPProvider:
     async def iter_chunks(
         self, resp: aiohttp.ClientResponse, deployment: Deployment
     ) -> AsyncIterator[bytes]:
-        """Raw body chunks (for binary framings such as AWS event streams), each within
+        """Raw body chunks (for binary framings such as AWS event streams), each read within
         ``stream_idle_s``. Releases the response at the end."""
         idle = self.idle_s
-        loop = asyncio.get_running_loop()
+        readany = resp.content.readany
         try:
-            async with asyncio.timeout(idle) as deadline:
-                while True:
-                    chunk = await resp.content.readany()
-                    if not chunk:
-                        return
-                    deadline.reschedule(loop.time() + idle)
-                    yield chunk
+            while True:
+                async with asyncio.timeout(idle):
+                    chunk = await readany()
+                if not chunk:
+                    return
+                yield chunk
         except UpstreamError:
             raise
         except Exception as exc:

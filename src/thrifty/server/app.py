@@ -16,6 +16,7 @@ from thrifty.errors import NotFoundError, ThriftyError
 from thrifty.gateway import Gateway
 from thrifty.keys.auth import bearer_token
 from thrifty.pipeline.context import new_request_id
+from thrifty.server.admin_health import AdminHealthEndpoint
 from thrifty.server.admin_reports import AdminReportsEndpoint
 from thrifty.server.admin_routes import AdminKeysEndpoint
 from thrifty.server.http import Receive, Scope, Send, request_headers, send_error
@@ -40,6 +41,7 @@ class ThriftyApp:
         models = ModelsEndpoint(gateway)
         admin_keys = AdminKeysEndpoint(gateway)
         admin_reports = AdminReportsEndpoint(gateway)
+        admin_health = AdminHealthEndpoint(gateway)
         self.routes: dict[tuple[str, str], Any] = {
             ("POST", "/v1/chat/completions"): chat,
             ("POST", "/chat/completions"): chat,
@@ -54,11 +56,13 @@ class ThriftyApp:
             ("POST", "/admin/keys"): admin_keys,
             ("GET", "/admin/usage"): admin_reports,
             ("GET", "/admin/prices/unpriced"): admin_reports,
+            ("GET", "/admin/health"): admin_health,
         }
         self.prefixes: tuple[tuple[str, str, Any], ...] = (
             ("GET", "/v1/models/", models),
             ("DELETE", "/admin/keys/", admin_keys),
             ("GET", "/admin/requests/", admin_reports),
+            ("POST", "/admin/deployments/", admin_health),
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

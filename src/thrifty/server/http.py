@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -78,10 +77,14 @@ async def send_error(send: Send, exc: ThriftyError, headers: RawHeaders) -> None
     await send_json(send, exc.status, orjson.dumps(exc.body()), [*headers, *error_headers(exc)])
 
 
-async def _wait_disconnect(receive: Receive) -> None:
+async def _cancel_on_disconnect(
+    receive: Receive, task: asyncio.Task[Any], gone: list[bool]
+) -> None:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
+            gone.append(True)
+            task.cancel()
             return
 
 
@@ -92,32 +95,28 @@ async def send_sse(
     events: AsyncIterator[bytes],
     on_error: Any,
 ) -> None:
-    """Send an SSE response from ``events`` (each already framed).
+    """Send an SSE response from ``events`` (each already framed), in the calling task.
 
-    If the client goes away the producer is cancelled (the stream records itself as client-
-    closed); if the producer raises a ``ThriftyError`` the last frame is ``on_error(exc)`` —
-    the stream never ends silently as if it were complete.
+    If the client goes away, the task is cancelled inside ``events`` (the stream records itself
+    as client-closed) and this returns quietly; if ``events`` raises a ``ThriftyError`` the last
+    frame is ``on_error(exc)`` — a stream never ends silently as if it were complete.
     """
     await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]})
-
-    async def pump() -> None:
+    task = asyncio.current_task()
+    assert task is not None
+    gone: list[bool] = []
+    watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, task, gone))
+    try:
         try:
             async for frame in events:
                 await send({"type": "http.response.body", "body": frame, "more_body": True})
+            final = b""
         except ThriftyError as exc:
-            await send({"type": "http.response.body", "body": on_error(exc), "more_body": False})
-            return
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    producer = asyncio.ensure_future(pump())
-    watcher = asyncio.ensure_future(_wait_disconnect(receive))
-    try:
-        await asyncio.wait((producer, watcher), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        if not producer.done():
-            producer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await producer
-        watcher.cancel()
-    if producer.done() and not producer.cancelled() and producer.exception() is not None:
-        raise producer.exception()  # type: ignore[misc]
+            final = on_error(exc)
+        finally:
+            watcher.cancel()
+        await send({"type": "http.response.body", "body": final, "more_body": False})
+    except asyncio.CancelledError:
+        if not gone:
+            raise
+        task.uncancel()  # the client left: nothing more to send

@@ -75,6 +75,15 @@ def thrifty_headers(
         headers.append((b"x-thrifty-saved-usd", b"0.0000000000"))
         return headers
     headers.append((b"x-thrifty-cache", ctx.cache_status.encode()))
+    attempts = ctx.attempts
+    if attempts:
+        tried = sum(1 for a in attempts if not a.skipped)
+        headers.append((b"x-thrifty-attempts", str(tried).encode()))
+        if len(attempts) > 1:
+            path = ">".join(
+                f"{a.deployment}({a.error})" if a.error else a.deployment for a in attempts
+            )
+            headers.append((b"x-thrifty-fallback", path.encode("latin-1", "replace")))
     if ctx.served_model:
         headers.append((b"x-thrifty-model", ctx.served_model.encode("latin-1", "replace")))
     if stream:
