@@ -160,6 +160,7 @@ class Gateway:
         tags: dict[str, str] | None = None,
         priority: str = "normal",
         cache: str | None = None,
+        endpoint: str = "chat.completions",
     ) -> Outcome:
         """Run a chat completion through the pipeline.
 
@@ -170,7 +171,7 @@ class Gateway:
             request = chat_request_from_body(request)
         ctx = RequestContext(
             request_id=request_id or new_request_id(),
-            endpoint="chat.completions",
+            endpoint=endpoint,
             principal=principal,
             requested_model=request.model,
             body=request.body,

@@ -19,7 +19,7 @@ def _at(ctx: RequestContext, perf: float | None) -> datetime | None:
 
 def _content(ctx: RequestContext) -> dict[str, Any]:
     if ctx.response is not None:
-        answer: Any = completion_text(ctx.response) if ctx.endpoint == "chat.completions" else None
+        answer: Any = completion_text(ctx.response) if ctx.endpoint != "embeddings" else None
     elif ctx.output_parts is not None:
         answer = "".join(ctx.output_parts)
     else:

@@ -23,7 +23,7 @@ def completion_text(data: dict[str, Any]) -> str:
 
 def fill_missing_usage(ctx: RequestContext, completion: str) -> None:
     """Set ``ctx.usage`` from local counts when the provider gave none (chat only)."""
-    if ctx.endpoint != "chat.completions" or ctx.deployment is None:
+    if ctx.endpoint == "embeddings" or ctx.deployment is None:
         return
     if ctx.error is not None and not completion:
         return

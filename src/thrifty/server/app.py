@@ -19,6 +19,7 @@ from thrifty.pipeline.context import new_request_id
 from thrifty.server.admin_health import AdminHealthEndpoint
 from thrifty.server.admin_reports import AdminReportsEndpoint
 from thrifty.server.admin_routes import AdminKeysEndpoint
+from thrifty.server.anthropic_routes import CountTokensEndpoint, MessagesEndpoint
 from thrifty.server.http import Receive, Scope, Send, request_headers, send_error
 from thrifty.server.openai_routes import (
     ChatCompletionsEndpoint,
@@ -42,6 +43,8 @@ class ThriftyApp:
         admin_keys = AdminKeysEndpoint(gateway)
         admin_reports = AdminReportsEndpoint(gateway)
         admin_health = AdminHealthEndpoint(gateway)
+        messages = MessagesEndpoint(gateway)
+        count_tokens = CountTokensEndpoint(gateway)
         self.routes: dict[tuple[str, str], Any] = {
             ("POST", "/v1/chat/completions"): chat,
             ("POST", "/chat/completions"): chat,
@@ -49,6 +52,8 @@ class ThriftyApp:
             ("POST", "/embeddings"): embeddings,
             ("GET", "/v1/models"): models,
             ("GET", "/models"): models,
+            ("POST", "/v1/messages"): messages,
+            ("POST", "/v1/messages/count_tokens"): count_tokens,
             ("GET", "/healthz"): HealthEndpoint(gateway),
             ("GET", "/readyz"): ReadyEndpoint(gateway),
             ("GET", "/metrics"): MetricsEndpoint(gateway),
