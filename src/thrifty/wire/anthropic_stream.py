@@ -28,7 +28,7 @@ class AnthropicStreamEncoder:
         self._usage: dict[str, Any] | None = None
 
     def start(self) -> list[bytes]:
-        message = {
+        message: dict[str, Any] = {
             "id": new_message_id(),
             "type": "message",
             "role": "assistant",
