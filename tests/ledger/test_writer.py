@@ -5,6 +5,7 @@ replay, no loss, no duplicates)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -52,13 +53,13 @@ async def counts(engine: AsyncEngine) -> tuple[int, int]:
 
 
 async def wait_until(
-    predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition"
+    predicate: Callable[[], bool], limit_s: float = 10.0, what: str = "condition"
 ) -> float:
     """Poll ``predicate`` until true; return the seconds it took."""
     start = time.monotonic()
     while not predicate():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        if time.monotonic() - start > limit_s:
+            raise AssertionError(f"timed out after {limit_s}s waiting for {what}")
         await asyncio.sleep(0.01)
     return time.monotonic() - start
 
@@ -68,10 +69,8 @@ def spill_lines(writer: LedgerWriter) -> int:
     p = writer.spill_path
     total = 0
     for path in (p, p.with_suffix(p.suffix + ".replaying")):
-        try:
+        with contextlib.suppress(FileNotFoundError):
             total += sum(1 for line in path.read_bytes().splitlines() if line.strip())
-        except FileNotFoundError:
-            pass
     return total
 
 
@@ -83,6 +82,7 @@ class Inserts:
         self._real: Callable[[Sequence[Row]], Awaitable[None]] = writer._insert_rows
         writer._insert_rows = self  # type: ignore[method-assign]
         self.down = False
+        self.delay_s = 0.0
         self.budget: int | None = None
         self.sizes: list[int] = []
         self.failures = 0
@@ -95,6 +95,8 @@ class Inserts:
         if self.down:
             self.failures += 1
             raise ConnectionResetError("simulated database outage")
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)  # a slow database
         await self._real(rows)
         self.sizes.append(len(rows))
 
@@ -167,6 +169,35 @@ async def test_rows_are_written_in_batches(db: Db, writers: Writers) -> None:
     assert await db.counts() == (260, 260)
 
 
+async def test_flush_waits_for_the_batch_in_flight(db: Db, writers: Writers) -> None:
+    writer = writers(db.engine, batch_size=10)
+    inserts = Inserts(writer)
+    inserts.delay_s = 0.2
+    await writer.start()
+    for i in range(10):
+        writer.append(ledger_row(i))
+    await wait_until(lambda: writer.pending == 0, what="the task to take the batch")
+    await writer.flush()  # the batch is in the task's hands, not the queue's: flush waits for it
+    assert await db.counts() == (10, 10)
+    await writer.aclose()
+
+
+async def test_flush_during_a_background_replay(db: Db, writers: Writers) -> None:
+    writer = writers(db.engine, queue_size=1, retry_interval_s=0.01)
+    inserts = Inserts(writer)
+    inserts.delay_s = 0.2
+    await writer.start()
+    for i in range(20):
+        writer.append(ledger_row(i))
+    replaying = writer.spill_path.with_suffix(".jsonl.replaying")
+    await wait_until(replaying.exists, what="the background replay")
+    await writer.flush()  # one replay at a time: no second reader of the file being replayed
+    assert not writer.has_spill
+    assert await db.counts() == (20, 20)
+    await writer.aclose()
+    assert writer.stats["replayed"] == 19
+
+
 async def test_duplicate_request_id_yields_one_row(db: Db, writers: Writers) -> None:
     writer = writers(db.engine)
     await writer.start()
@@ -228,7 +259,6 @@ async def test_full_queue_spills_to_disk_instead_of_dropping(db: Db, writers: Wr
     assert writer.pending == 10
     assert writer.stats["spilled"] == n - 10
     assert spill_lines(writer) == n - 10
-    assert await db.counts() == (0, 0)
     # the database is healthy: the spilled rows are replayed by the background task
     await wait_until(lambda: not writer.has_spill, what="replay of the spill file")
     await writer.aclose()
@@ -401,6 +431,48 @@ async def test_postgres_outage_under_load(pg_url: str, tmp_path: Path) -> None:
         assert writer.stats["replayed"] >= spilled_during
         assert writer.stats["db_errors"] > 0
         assert outage_s >= 1.0
+    finally:
+        await direct.dispose()
+
+
+async def test_postgres_flapping_connection(pg_url: str, tmp_path: Path) -> None:
+    """The connection drops and comes back again and again, mid-insert as often as not (a commit
+    whose reply never arrives is spilled and replayed too): still every row exactly once."""
+    direct = make_engine(pg_url)
+    await upgrade(direct)
+    n, producers = 3_000, 6
+    per = n // producers
+    ids = [f"req-{k}-{j}" for k in range(producers) for j in range(per)]
+    try:
+        async with TcpProxy.for_url(pg_url) as proxy:
+            engine = make_engine(proxy.url(pg_url))
+            writer = LedgerWriter(
+                engine,
+                tmp_path / "ledger.jsonl",
+                batch_size=50,
+                flush_interval_s=0.005,
+                retry_interval_s=0.05,
+            )
+            await writer.start()
+            tasks = [
+                asyncio.create_task(produce(writer, ids[k * per : (k + 1) * per], 0.003))
+                for k in range(producers)
+            ]
+            for cycle in range(6):
+                await asyncio.sleep(0.1 + 0.037 * cycle)
+                await proxy.cut()
+                await asyncio.sleep(0.1)
+                await proxy.restore()
+            await asyncio.gather(*tasks)
+            await wait_until(
+                lambda: writer.healthy and not writer.has_spill and writer.pending == 0,
+                what="replay after the last drop",
+            )
+            await writer.aclose()
+            await engine.dispose()
+        assert await counts(direct) == (n, n)
+        assert writer.stats["db_errors"] > 0 and writer.stats["replayed"] > 0
+        assert writer.stats["written"] + writer.stats["spilled"] >= n
     finally:
         await direct.dispose()
 

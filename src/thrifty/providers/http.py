@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from thrifty.config import ProviderConfig
 from thrifty.errors import (
@@ -161,7 +162,7 @@ class HTTPProvider:
     async def post_json(
         self,
         deployment: Deployment,
-        url: str,
+        url: str | URL,
         payload: bytes,
         *,
         headers: Mapping[str, str] | None = None,
@@ -192,7 +193,7 @@ class HTTPProvider:
     async def open_stream(
         self,
         deployment: Deployment,
-        url: str,
+        url: str | URL,
         payload: bytes,
         *,
         headers: Mapping[str, str] | None = None,
