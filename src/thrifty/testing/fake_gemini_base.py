@@ -1,0 +1,308 @@
+"""What the non-OpenAI fake servers share (Gemini, Cohere): lifecycle, request recording, fault
+and latency selection, and sending bodies or event streams with faults applied.
+
+Provider-neutral despite the file name (it sits with the Gemini fake for ownership reasons).
+Subclasses add their routes in ``routes`` and shape error bodies in ``fault_response``.
+Fault specs are ``faults.FaultSpec`` strings, chosen by the ``x-fake-fault`` header, else by the
+``faults`` config (keyed by model, ``"*"`` for all), else by ``set_fault``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections import deque
+from typing import Any, Self
+
+import orjson
+from aiohttp import web
+
+from thrifty.testing.faults import FaultSpec, Latency
+
+MAX_RECORDED_REQUESTS = 1000
+
+
+def header_int(request: web.Request, name: str) -> int | None:
+    """A non-negative integer control header, or None; raises ``ValueError`` when malformed."""
+    value = request.headers.get(name)
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"invalid {name} header: {value!r}") from None
+    if number < 0:
+        raise ValueError(f"invalid {name} header: {value!r}")
+    return number
+
+
+class FakeServerBase:
+    """A loopback aiohttp server started with ``await start()`` / ``async with``, or on its own
+    loop in a daemon thread with ``start_in_thread()`` / ``with``. ``set_fault``, ``requests``
+    and ``clear`` may be used from any thread."""
+
+    thread_name = "fake-upstream"
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        latency: Latency | None = None,
+        faults: dict[str, str] | None = None,
+    ) -> None:
+        self.host = host
+        self._port = port
+        self.latency = latency or Latency()
+        self._config_faults = {m: FaultSpec.parse(s) for m, s in (faults or {}).items()}
+        self._runtime_faults: dict[str | None, tuple[FaultSpec, int | None]] = {}
+        self._lock = threading.Lock()
+        self._requests: deque[dict[str, Any]] = deque(maxlen=MAX_RECORDED_REQUESTS)
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- to override -----------------------------------------------------------------------
+    def routes(self, app: web.Application) -> None:
+        raise NotImplementedError
+
+    def fault_response(self, fault: FaultSpec, stream: bool) -> web.Response:
+        """The provider-shaped answer to a ``status=`` or ``malformed`` fault."""
+        raise NotImplementedError
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def root_url(self) -> str:
+        """``http://host:port`` with no path."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
+        return f"http://{f'[{host}]' if ':' in host else host}:{self._port}"
+
+    async def start(self) -> str:
+        """Start listening on the running loop; returns the root URL."""
+        if self._runner is None:
+            app = web.Application(client_max_size=64 * 1024 * 1024)
+            self.routes(app)
+            app.router.add_get("/health", self._health)
+            runner = web.AppRunner(
+                app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
+            )
+            await runner.setup()
+            try:
+                await web.TCPSite(runner, self.host, self._port).start()
+            except BaseException:
+                await runner.cleanup()
+                raise
+            self._runner = runner
+            self._port = int(runner.addresses[0][1])
+        return self.root_url
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def start_in_thread(self) -> str:
+        """Start on a fresh event loop in a daemon thread; returns the root URL."""
+        if self._thread is not None:
+            return self.root_url
+        loop = asyncio.new_event_loop()
+        ready: concurrent.futures.Future[str] = concurrent.futures.Future()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                ready.set_result(loop.run_until_complete(self.start()))
+            except BaseException as exc:
+                ready.set_exception(exc)
+                loop.close()
+                return
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
+
+        thread = threading.Thread(target=run, name=self.thread_name, daemon=True)
+        thread.start()
+        url = ready.result(timeout=30)
+        self._loop, self._thread = loop, thread
+        return url
+
+    def stop_thread(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        asyncio.run_coroutine_threadsafe(self.stop(), loop).result(timeout=30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=30)
+        self._loop = self._thread = None
+
+    def __enter__(self) -> Self:
+        self.start_in_thread()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_thread()
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    # -- test helpers ----------------------------------------------------------------------
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """The last 1000 requests, oldest first: ``{"method", "path", "query", "headers"
+        (lower-case keys), "body" (parsed JSON, else the text, else None)}``."""
+        with self._lock:
+            return list(self._requests)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._requests.clear()
+
+    def set_fault(
+        self, spec: str | None, model: str | None = None, times: int | None = None
+    ) -> None:
+        """Inject ``spec`` into requests for ``model`` (None: every request) for the next
+        ``times`` of them (None: until changed); ``spec=None`` clears it."""
+        parsed = FaultSpec.parse(spec) if spec is not None else None
+        with self._lock:
+            if parsed is None:
+                self._runtime_faults.pop(model, None)
+            else:
+                self._runtime_faults[model] = (parsed, times)
+
+    # -- request plumbing ------------------------------------------------------------------
+    def record(self, request: web.Request, body: Any) -> None:
+        entry = {
+            "method": request.method,
+            "path": request.path,
+            "query": dict(request.query),
+            "headers": {k.lower(): v for k, v in request.headers.items()},
+            "body": body,
+        }
+        with self._lock:
+            self._requests.append(entry)
+
+    def fault_for(self, request: web.Request, model: str | None) -> FaultSpec | None:
+        """The fault for this request; raises ``ValueError`` for a bad header."""
+        header = request.headers.get("x-fake-fault")
+        if header is not None:
+            return FaultSpec.parse(header)
+        if self._config_faults:
+            if model is not None and model in self._config_faults:
+                return self._config_faults[model]
+            if "*" in self._config_faults:
+                return self._config_faults["*"]
+        with self._lock:
+            key: str | None = model if model in self._runtime_faults else None
+            entry = self._runtime_faults.get(key)
+            if entry is None:
+                return None
+            spec, remaining = entry
+            if remaining is not None:
+                if remaining <= 1:
+                    del self._runtime_faults[key]
+                else:
+                    self._runtime_faults[key] = (spec, remaining - 1)
+            return spec
+
+    def latency_for(self, request: web.Request) -> Latency:
+        header = request.headers.get("x-fake-latency")
+        return self.latency if header is None else Latency.parse(header)
+
+    async def apply_fault(
+        self, request: web.Request, fault: FaultSpec, stream: bool
+    ) -> web.StreamResponse | None:
+        """Apply the faults that act before the body: ``timeout``, ``reset``, ``status``,
+        ``malformed``; returns the early response, or None to answer normally."""
+        if fault.timeout:
+            await asyncio.sleep(fault.timeout)
+        if fault.reset:
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=500)  # never reaches the client
+        if (fault.status is not None and fault.status >= 400) or fault.malformed:
+            return self.fault_response(fault, stream)
+        return None
+
+    async def send_json(
+        self,
+        request: web.Request,
+        payload: Any,
+        fault: FaultSpec | None,
+        delay_s: float = 0.0,
+        *,
+        content_type: str = "application/json",
+        status: int = 200,
+    ) -> web.StreamResponse:
+        """A JSON body; ``cut`` sends half of it then resets, ``slow_stream`` pauses first."""
+        body = orjson.dumps(payload)
+        if delay_s > 0:
+            await asyncio.sleep(delay_s)
+        headers = {"content-type": content_type}
+        if fault is None or (fault.cut is None and not fault.slow_stream):
+            return web.Response(status=status, body=body, headers=headers)
+        headers["content-length"] = str(len(body))
+        resp = web.StreamResponse(status=status, headers=headers)
+        await resp.prepare(request)
+        if fault.slow_stream:
+            await asyncio.sleep(fault.slow_stream)
+        if fault.cut is not None:
+            await resp.write(body[: max(1, len(body) // 2)])
+            await asyncio.sleep(0.01)
+            return abort(request, resp)
+        await resp.write(body)
+        await resp.write_eof()
+        return resp
+
+    async def send_events(
+        self,
+        request: web.Request,
+        events: list[bytes],
+        fault: FaultSpec | None,
+        latency: Latency,
+        *,
+        content_type: str = "text/event-stream",
+    ) -> web.StreamResponse:
+        """Framed stream events; ``cut=N`` sends N of them then resets the connection."""
+        if latency.first_token_ms > 0:
+            await asyncio.sleep(latency.first_token_ms / 1000)
+        resp = web.StreamResponse(
+            headers={"content-type": content_type, "cache-control": "no-cache"}
+        )
+        await resp.prepare(request)
+        cut = fault.cut if fault is not None else None
+        pause = fault.slow_stream if fault is not None else None
+        for n, event in enumerate(events):
+            if cut is not None and n >= cut:
+                await asyncio.sleep(0.01)
+                return abort(request, resp)
+            if n and latency.per_token_ms > 0:
+                await asyncio.sleep(latency.per_token_ms / 1000)
+            await resp.write(event)
+            if n == 0 and pause:
+                await asyncio.sleep(pause)
+        if cut is not None:
+            await asyncio.sleep(0.01)
+            return abort(request, resp)
+        await resp.write_eof()
+        return resp
+
+
+def abort(request: web.Request, resp: web.StreamResponse) -> web.StreamResponse:
+    """Reset the connection mid-response."""
+    if request.transport is not None:
+        request.transport.abort()
+    return resp
