@@ -19,6 +19,8 @@ def gateway_config(base_url: str, tmp_path: Path, **overrides: Any) -> Config:
         "server": {"admin_key": ADMIN_KEY, **overrides.pop("server", {})},
         "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'thrifty.db'}"},
         "keys": {"cache_ttl_s": 0},
+        # Tests that are not about caching see every request reach the upstream.
+        "cache": {"enabled": False, "disk_path": str(tmp_path / "cache")},
         "providers": {"up": provider},
         "models": [
             {"name": "gpt-4o-mini", "aliases": ["mini"], "provider": "up", "model": "gpt-4o-mini"},

@@ -186,6 +186,52 @@ class LedgerConfig(_Frozen):
     spill_path: str = "./thrifty-data/ledger-spill.jsonl"
 
 
+class CacheRule(_Frozen):
+    """Per-route (model) or per-use-case overrides of the cache settings."""
+
+    model: str | None = None
+    use_case: str | None = None
+    ttl_s: float | None = Field(None, gt=0)
+    scope: Literal["tenant", "user", "global"] | None = None
+    enabled: bool | None = None
+    semantic: bool | None = None
+
+
+class SemanticCacheConfig(_Frozen):
+    """Semantic cache (opt-in; ``pip install 'thrifty[semantic]'``)."""
+
+    enabled: bool = False
+    threshold: float = Field(0.92, gt=0, le=1)
+    guard: bool = True
+    max_entries_per_scope: int = Field(100_000, ge=1)
+
+
+class CacheConfig(_Frozen):
+    """The response cache. Tiers: in-process LRU (``memory_max_bytes``) → Redis (when
+    ``redis.url`` is set) → disk (``disk_path``; the embedded default)."""
+
+    enabled: bool = True
+    ttl_s: float = Field(3600.0, gt=0)
+    embeddings_ttl_s: float = Field(86400.0, gt=0)
+    scope: Literal["tenant", "user", "global"] = "tenant"
+    max_temperature: float = Field(1.0, ge=0, le=2)
+    """Answers sampled above this temperature are not stored (no temperature = 1.0)."""
+    store_multiple_choices: bool = False
+    memory_max_bytes: int = Field(256 * 1024 * 1024, ge=0)
+    disk_path: str | None = "./thrifty-data/cache"
+    coalesce: bool = True
+    rules: tuple[CacheRule, ...] = ()
+    semantic: SemanticCacheConfig = Field(default_factory=SemanticCacheConfig)
+
+
+class RedisConfig(_Frozen):
+    """Shared state for scale-out (cache tier, coalescing locks, invalidation pub/sub)."""
+
+    url: str | None = None
+    timeout_s: float = Field(0.5, gt=0)
+    prefix: str = "thrifty"
+
+
 class KeysConfig(_Frozen):
     cache_ttl_s: float = Field(5.0, ge=0)
 
@@ -206,6 +252,8 @@ class Config(_Frozen):
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     keys: KeysConfig = Field(default_factory=KeysConfig)
     resilience: ResilienceConfig = Field(default_factory=ResilienceConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
+    redis: RedisConfig = Field(default_factory=RedisConfig)
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     pricing: PricingConfig = Field(default_factory=PricingConfig)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)

@@ -16,6 +16,8 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from thrifty.cache.coalesce import SingleFlight
+from thrifty.cache.tiered import TieredCache
 from thrifty.config import Config
 from thrifty.db.engine import make_engine
 from thrifty.db.migrate import upgrade
@@ -30,6 +32,7 @@ from thrifty.ledger.reports import ReportRow
 from thrifty.ledger.writer import LedgerWriter
 from thrifty.metrics import Metrics
 from thrifty.pipeline.build import build_chat_pipeline, build_embeddings_pipeline
+from thrifty.pipeline.cache import CacheStage, CacheWriter
 from thrifty.pipeline.context import RequestContext, new_request_id
 from thrifty.pipeline.costing import Costing
 from thrifty.pipeline.outcome import Completed, Outcome
@@ -54,20 +57,36 @@ class Gateway:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.metrics = Metrics()
+        # Levers that can save money in this configuration; reports say "not enabled" for
+        # the others. Each lever adds itself here when it is built and configured.
+        self.enabled_levers: frozenset[str] = frozenset()
         self.registry = ProviderRegistry(config, on_breaker=self._breaker_changed)
         self.catalog = PriceCatalog.load(config.pricing)
         self.calculator = CostCalculator(self.catalog)
         self.costing = Costing(self.calculator, self.registry, self.metrics)
         self.recorders: list[Recorder] = [MetricsRecorder(self.metrics)]
         res = config.resilience
-        self.chat_pipeline = build_chat_pipeline(self.registry, self.costing, self.recorders, res)
+        self.redis: Any = None
+        self.cache: TieredCache | None = None
+        self.cache_stage: CacheStage | None = None
+        if config.cache.enabled:
+            if config.redis.url:
+                import redis.asyncio as aioredis
+
+                self.redis = aioredis.from_url(config.redis.url)
+            self.cache = TieredCache(config.cache, config.redis, self.redis)
+            flights = SingleFlight(self.redis, config.redis.prefix)
+            self.cache_stage = CacheStage(self.cache, flights, config.cache)
+            self.recorders.append(CacheWriter(self.cache_stage))
+            self.enabled_levers = frozenset({"cache"})
+        self.chat_pipeline = build_chat_pipeline(
+            self.registry, self.costing, self.recorders, res, self.cache_stage
+        )
         self.embeddings_pipeline = build_embeddings_pipeline(
             self.registry, self.costing, self.recorders, res
         )
         self.ledger: LedgerWriter | None = None
-        # Levers that can save money in this configuration; reports say "not enabled" for
-        # the others. Each lever adds itself here when it is built and configured.
-        self.enabled_levers: frozenset[str] = frozenset()
+
         self._engine: AsyncEngine | None = None
         self._keys: KeyStore | None = None
         self._auth: Authenticator | None = None
@@ -111,10 +130,16 @@ class Gateway:
             )
         self._auth = Authenticator(self._keys, self.config.server, self.config.keys.cache_ttl_s)
         await self.registry.open()
+        if self.cache is not None:
+            await self.cache.start()
         self.started = True
 
     async def aclose(self) -> None:
         await self.registry.aclose()
+        if self.cache is not None:
+            await self.cache.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
         if self.ledger is not None:
             await self.ledger.aclose()  # flush every queued row before the engine goes
             self.recorders[:] = [r for r in self.recorders if not isinstance(r, LedgerRecorder)]

@@ -30,6 +30,7 @@ def test_serve_process_end_to_end(tmp_path: Path) -> None:
     cfg.write_text(
         f"database: {{url: 'sqlite:///{db}'}}\n"
         f"ledger: {{spill_path: '{tmp_path / 'spill.jsonl'}'}}\n"
+        f"cache: {{disk_path: '{tmp_path / 'cache'}'}}\n"
         "providers: {fake: {kind: fake}}\n"
         "models: [{name: gpt-4o-mini, provider: fake}, {name: gpt-4o, provider: fake}]\n"
     )

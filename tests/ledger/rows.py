@@ -44,6 +44,7 @@ def ledger_row(request_id: str | int, **overrides: Any) -> dict[str, Any]:
         "baseline_cost_usd": 0.000456,
         "saved_usd": 0.000333,
         "saved_cache_usd": 0.0,
+        "saved_semantic_cache_usd": 0.0,
         "saved_routing_usd": 0.000333,
         "saved_compression_usd": 0.0,
         "saved_max_tokens_usd": 0.0,

@@ -12,7 +12,8 @@ from thrifty.ledger.periods import Period
 from thrifty.ledger.reports import percentile
 
 LEVERS = (
-    ("cache", "exact + semantic cache"),
+    ("cache", "exact cache"),
+    ("semantic_cache", "semantic cache"),
     ("routing", "model routing"),
     ("compression", "prompt compression"),
     ("max_tokens", "max-tokens cap"),

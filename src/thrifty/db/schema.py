@@ -67,6 +67,7 @@ ledger = Table(
     Column("baseline_cost_usd", Float),
     Column("saved_usd", Float, nullable=False),
     Column("saved_cache_usd", Float, nullable=False),
+    Column("saved_semantic_cache_usd", Float, nullable=False, server_default="0"),
     Column("saved_routing_usd", Float, nullable=False),
     Column("saved_compression_usd", Float, nullable=False),
     Column("saved_max_tokens_usd", Float, nullable=False),

@@ -22,6 +22,7 @@ from thrifty.ledger.periods import Period
 
 LEVER_COLUMNS = {
     "cache": ledger.c.saved_cache_usd,
+    "semantic_cache": ledger.c.saved_semantic_cache_usd,
     "routing": ledger.c.saved_routing_usd,
     "compression": ledger.c.saved_compression_usd,
     "max_tokens": ledger.c.saved_max_tokens_usd,

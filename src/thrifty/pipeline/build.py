@@ -1,6 +1,6 @@
 """The stage order, written in one place. Read this first.
 
-    chat:        route ─▶ dispatch ─▶ (costing ─▶ record: metrics, ledger)
+    chat:        cache ─▶ route ─▶ dispatch ─▶ (costing ─▶ record: metrics, ledger, cache write)
     embeddings:  route ─▶ dispatch ─▶ (costing ─▶ record)
 
 dispatch balances a model's deployments, skips open circuits, retries with backoff and falls
@@ -14,11 +14,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from thrifty.config import ResilienceConfig
+from thrifty.pipeline.cache import CacheStage
 from thrifty.pipeline.costing import Costing
 from thrifty.pipeline.dispatch import DispatchStage
 from thrifty.pipeline.pipeline import Pipeline
 from thrifty.pipeline.route import RouteStage
-from thrifty.pipeline.stage import Recorder
+from thrifty.pipeline.stage import Recorder, Stage
 from thrifty.providers.registry import ProviderRegistry
 
 
@@ -27,12 +28,16 @@ def build_chat_pipeline(
     costing: Costing,
     recorders: Sequence[Recorder],
     resilience: ResilienceConfig,
+    cache: CacheStage | None = None,
 ) -> Pipeline:
+    stages: list[Stage] = [
+        RouteStage(registry, "chat"),
+        DispatchStage(registry, "chat.completions", resilience),
+    ]
+    if cache is not None:
+        stages.insert(0, cache)
     return Pipeline(
-        stages=[
-            RouteStage(registry, "chat"),
-            DispatchStage(registry, "chat.completions", resilience),
-        ],
+        stages=stages,
         costing=costing,
         recorders=recorders,
     )

@@ -62,6 +62,12 @@ class RequestContext:
     error: ThriftyError | None = None
     finish_reason: str | None = None
     cache_similarity: float | None = None
+    cache_key: str | None = None
+    cache_ttl_s: float = 0.0
+    cache_store: bool = False
+    cache_leader: bool = False
+    stream_meta: dict[str, Any] | None = None
+    stream_unstorable: bool = False
     # The answer, kept by reference (no copy) for ``ledger.store_content``.
     response: dict[str, Any] | None = None
     output_parts: list[str] | None = None

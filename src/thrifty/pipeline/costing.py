@@ -20,7 +20,7 @@ from thrifty.providers.registry import ProviderRegistry
 
 log = logging.getLogger("thrifty.cost")
 
-LEVERS = ("cache", "routing", "compression", "max_tokens")
+LEVERS = ("cache", "semantic_cache", "routing", "compression", "max_tokens")
 
 
 def usage_from_any(usage: Mapping[str, Any] | None) -> Usage:
@@ -110,6 +110,12 @@ class Costing:
                 log.warning("model %r has no price: its cost is recorded as UNPRICED", model)
             return
         ctx.cost_usd = compute_cost(price, usage).total_usd
+        if ctx.cache_status in ("hit", "semantic"):
+            # Answered from the cache: nothing is spent upstream, and the saving is exactly
+            # what the served model would have charged for this answer.
+            lever = "cache" if ctx.cache_status == "hit" else "semantic_cache"
+            ctx.savings[lever] = ctx.cost_usd
+            ctx.cost_usd = 0.0
         ctx.baseline_cost_usd = ctx.cost_usd + ctx.saved_usd
         entry = ctx.entry
         if entry is not None and dep is not None and dep.public_model != entry.name:

@@ -67,11 +67,17 @@ class ChatStream:
                             continue  # the usage-only chunk the client did not ask for
                         del data["usage"]
                         event = StreamEvent(data=data, raw=None)
+                if ctx.stream_meta is None:
+                    ctx.stream_meta = {
+                        k: data.get(k) for k in ("id", "created", "model", "system_fingerprint")
+                    }
                 for choice in data.get("choices") or ():
                     delta = choice.get("delta") or {}
                     text = delta.get("content")
                     if text:
                         parts.append(text)
+                    if delta.get("tool_calls") or choice.get("logprobs") or choice.get("index"):
+                        ctx.stream_unstorable = True  # only single-choice text is reassembled
                     if choice.get("finish_reason"):
                         ctx.finish_reason = choice["finish_reason"]
                 if ctx.first_byte is None:

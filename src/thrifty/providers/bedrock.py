@@ -160,9 +160,7 @@ class BedrockProvider(HTTPProvider):
     async def complete(self, deployment: Deployment, body: dict[str, Any]) -> UpstreamResponse:
         url, payload, headers = await self._prepare(deployment, body, "converse")
         # post_json is typed ``str`` but hands the URL to aiohttp, which takes a yarl URL.
-        data, _, resp_headers = await self.post_json(
-            deployment, url, payload, headers=headers
-        )
+        data, _, resp_headers = await self.post_json(deployment, url, payload, headers=headers)
         if not isinstance(data.get("output"), dict):
             raise self.protocol_error("the Converse response has no output", deployment)
         out = from_converse(

@@ -16,6 +16,7 @@ from thrifty.errors import NotFoundError, ThriftyError
 from thrifty.gateway import Gateway
 from thrifty.keys.auth import bearer_token
 from thrifty.pipeline.context import new_request_id
+from thrifty.server.admin_cache import AdminCacheEndpoint
 from thrifty.server.admin_health import AdminHealthEndpoint
 from thrifty.server.admin_reports import AdminReportsEndpoint
 from thrifty.server.admin_routes import AdminKeysEndpoint
@@ -43,6 +44,7 @@ class ThriftyApp:
         admin_keys = AdminKeysEndpoint(gateway)
         admin_reports = AdminReportsEndpoint(gateway)
         admin_health = AdminHealthEndpoint(gateway)
+        admin_cache = AdminCacheEndpoint(gateway)
         messages = MessagesEndpoint(gateway)
         count_tokens = CountTokensEndpoint(gateway)
         self.routes: dict[tuple[str, str], Any] = {
@@ -62,6 +64,8 @@ class ThriftyApp:
             ("GET", "/admin/usage"): admin_reports,
             ("GET", "/admin/prices/unpriced"): admin_reports,
             ("GET", "/admin/health"): admin_health,
+            ("GET", "/admin/cache/stats"): admin_cache,
+            ("POST", "/admin/cache/invalidate"): admin_cache,
         }
         self.prefixes: tuple[tuple[str, str, Any], ...] = (
             ("GET", "/v1/models/", models),

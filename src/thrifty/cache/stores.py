@@ -1,0 +1,213 @@
+"""Cache store tiers behind one small seam: ``get`` / ``set`` / ``delete`` / ``scan``.
+
+- ``MemoryStore``: in-process LRU bounded in bytes (the hot tier), with TTLs.
+- ``DiskStore``: ``diskcache`` on local disk (the warm tier of the embedded mode; safe to share
+  between processes on one host); its calls run in a worker thread.
+- ``RedisStore``: shared by every replica; commands have a timeout and a failure is a miss,
+  never an error for the request.
+
+Values are bytes (an encoded ``CacheEntry``); ``meta`` (tenant, model, tags) lets invalidation
+select entries without decoding them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+import orjson
+
+log = logging.getLogger("thrifty.cache")
+
+
+class Store(Protocol):
+    name: str
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def set(self, key: str, value: bytes, ttl_s: float, meta: dict[str, Any]) -> None: ...
+
+    async def delete(self, key: str) -> bool: ...
+
+    def scan(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """Every live key with its meta (for invalidation by tenant / model / tag / pattern)."""
+        ...
+
+    async def stats(self) -> dict[str, Any]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class MemoryStore:
+    name = "memory"
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.evictions = 0
+        self._data: OrderedDict[str, tuple[float, bytes, dict[str, Any]]] = OrderedDict()
+
+    def get_now(self, key: str) -> bytes | None:
+        item = self._data.get(key)
+        if item is None:
+            return None
+        if item[0] <= time.monotonic():
+            self._drop(key)
+            return None
+        self._data.move_to_end(key)
+        return item[1]
+
+    async def get(self, key: str) -> bytes | None:
+        return self.get_now(key)
+
+    def set_now(self, key: str, value: bytes, ttl_s: float, meta: dict[str, Any]) -> None:
+        size = len(value) + len(key)
+        if size > self.max_bytes:
+            return
+        if key in self._data:
+            self._drop(key)
+        self._data[key] = (time.monotonic() + ttl_s, value, meta)
+        self.bytes += size
+        while self.bytes > self.max_bytes and self._data:
+            oldest = next(iter(self._data))
+            self._drop(oldest)
+            self.evictions += 1
+
+    async def set(self, key: str, value: bytes, ttl_s: float, meta: dict[str, Any]) -> None:
+        self.set_now(key, value, ttl_s, meta)
+
+    def _drop(self, key: str) -> None:
+        _, value, _ = self._data.pop(key)
+        self.bytes -= len(value) + len(key)
+
+    async def delete(self, key: str) -> bool:
+        if key in self._data:
+            self._drop(key)
+            return True
+        return False
+
+    async def scan(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        now = time.monotonic()
+        for key, (expires, _, meta) in list(self._data.items()):
+            if expires > now:
+                yield key, meta
+
+    async def stats(self) -> dict[str, Any]:
+        return {"entries": len(self._data), "bytes": self.bytes, "evictions": self.evictions}
+
+    async def aclose(self) -> None:
+        self._data.clear()
+        self.bytes = 0
+
+
+class DiskStore:
+    name = "disk"
+
+    def __init__(self, path: str) -> None:
+        import diskcache  # optional at import time of thrifty, installed by default
+
+        self._cache = diskcache.Cache(
+            path, size_limit=8 * 1024**3, eviction_policy="least-recently-used"
+        )
+
+    async def get(self, key: str) -> bytes | None:
+        item = await asyncio.to_thread(self._cache.get, key)
+        return None if item is None else item[0]
+
+    async def set(self, key: str, value: bytes, ttl_s: float, meta: dict[str, Any]) -> None:
+        await asyncio.to_thread(self._cache.set, key, (value, meta), expire=ttl_s)
+
+    async def delete(self, key: str) -> bool:
+        return bool(await asyncio.to_thread(self._cache.delete, key))
+
+    async def scan(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        keys = await asyncio.to_thread(lambda: list(self._cache.iterkeys()))
+        for key in keys:
+            item = await asyncio.to_thread(self._cache.get, key)
+            if item is not None:
+                yield key, item[1]
+
+    async def stats(self) -> dict[str, Any]:
+        return {
+            "entries": await asyncio.to_thread(len, self._cache),
+            "bytes": await asyncio.to_thread(self._cache.volume),
+        }
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self._cache.close)
+
+
+class RedisStore:
+    name = "redis"
+
+    def __init__(self, client: Any, prefix: str, timeout_s: float) -> None:
+        self._r = client
+        self._prefix = f"{prefix}:cache:"
+        self._timeout = timeout_s
+        self.errors = 0
+
+    async def _call(self, coro: Any) -> Any:
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await coro
+        except Exception as exc:  # an outage is a miss, never a failed request
+            self.errors += 1
+            log.warning("redis cache tier unavailable: %s", exc.__class__.__name__)
+            return None
+
+    # A Redis value is ``<meta JSON>\n<entry bytes>`` (orjson never emits a raw newline).
+
+    async def get(self, key: str) -> bytes | None:
+        raw = await self._call(self._r.get(self._prefix + key))
+        if raw is None:
+            return None
+        return bytes(raw.partition(b"\n")[2])
+
+    async def set(self, key: str, value: bytes, ttl_s: float, meta: dict[str, Any]) -> None:
+        payload = orjson.dumps(meta) + b"\n" + value
+        await self._call(self._r.set(self._prefix + key, payload, px=max(1, int(ttl_s * 1000))))
+
+    async def delete(self, key: str) -> bool:
+        return bool(await self._call(self._r.delete(self._prefix + key)))
+
+    async def scan(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        n = len(self._prefix)
+        async for raw_key in self._r.scan_iter(match=self._prefix + "*", count=500):
+            key = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
+            raw = await self._call(self._r.get(key))
+            if raw is not None:
+                yield key[n:], orjson.loads(raw.partition(b"\n")[0])
+
+    async def stats(self) -> dict[str, Any]:
+        entries = 0
+        async for _ in self._r.scan_iter(match=self._prefix + "*", count=1000):
+            entries += 1
+        return {"entries": entries, "errors": self.errors}
+
+    async def aclose(self) -> None:
+        return None
+
+
+def matches(key: str, meta: dict[str, Any], selector: dict[str, str]) -> bool:
+    """Does an entry match an invalidation selector (all given fields must match)?"""
+    for field, value in selector.items():
+        if field == "all":
+            continue
+        if field == "key" and key != value:
+            return False
+        if field == "pattern" and not fnmatch.fnmatchcase(key, value):
+            return False
+        if field == "tenant" and meta.get("tenant") != value:
+            return False
+        if field == "model" and meta.get("model") != value and meta.get("requested") != value:
+            return False
+        if field == "tag":
+            k, _, v = value.partition("=")
+            if (meta.get("tags") or {}).get(k) != v:
+                return False
+    return True

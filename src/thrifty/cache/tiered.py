@@ -1,0 +1,148 @@
+"""``TieredCache``: memory → Redis → disk, with promotion on hit, invalidation propagated to
+every replica (Redis pub/sub), and per-tier statistics.
+
+A lookup reads the tiers in order and copies a lower-tier hit into the tiers above it. A write
+goes to every tier. Redis failures are misses (the store logs and counts them), never errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections import Counter
+from typing import Any
+
+import orjson
+
+from thrifty.cache.stores import DiskStore, MemoryStore, RedisStore, Store, matches
+from thrifty.config import CacheConfig, RedisConfig
+
+log = logging.getLogger("thrifty.cache")
+
+
+class TieredCache:
+    def __init__(self, config: CacheConfig, redis_config: RedisConfig, redis: Any = None) -> None:
+        self._config = config
+        self._redis_config = redis_config
+        self.memory = MemoryStore(config.memory_max_bytes)
+        self.tiers: list[Store] = [self.memory]
+        self.redis = redis
+        self._channel = f"{redis_config.prefix}:cache:invalidate"
+        self._origin = os.urandom(8).hex()
+        self.counts: Counter[str] = Counter()
+        self._listener: asyncio.Task[None] | None = None
+        self._pending: set[asyncio.Task[Any]] = set()
+
+    async def start(self) -> None:
+        """Open the lower tiers (Redis when configured, else the disk tier)."""
+        if len(self.tiers) == 1:
+            rc = self._redis_config
+            if self.redis is not None:
+                self.tiers.append(RedisStore(self.redis, rc.prefix, rc.timeout_s))
+            elif self._config.disk_path:
+                self.tiers.append(await asyncio.to_thread(DiskStore, self._config.disk_path))
+        if self.redis is not None and self._listener is None:
+            self._listener = asyncio.create_task(self._listen(), name="thrifty-cache-invalidate")
+
+    async def aclose(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listener
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+        for tier in self.tiers:
+            await tier.aclose()
+        del self.tiers[1:]
+
+    async def get(self, key: str) -> tuple[bytes, str] | None:
+        """(value, tier name) or None. A lower-tier hit is promoted to the memory tier."""
+        value = self.memory.get_now(key)
+        if value is not None:
+            self.counts["hit:memory"] += 1
+            return value, "memory"
+        for tier in self.tiers[1:]:
+            value = await tier.get(key)
+            if value is not None:
+                self.counts[f"hit:{tier.name}"] += 1
+                return value, tier.name
+        self.counts["miss"] += 1
+        return None
+
+    def promote(self, key: str, value: bytes, ttl_s: float, meta: dict[str, Any]) -> None:
+        self.memory.set_now(key, value, ttl_s, meta)
+
+    def put(self, key: str, value: bytes, ttl_s: float, meta: dict[str, Any]) -> None:
+        """Store everywhere: the memory tier now, the others behind the request."""
+        self.memory.set_now(key, value, ttl_s, meta)
+        self.counts["stores"] += 1
+        for tier in self.tiers[1:]:
+            self._background(tier.set(key, value, ttl_s, meta))
+
+    async def put_and_wait(
+        self, key: str, value: bytes, ttl_s: float, meta: dict[str, Any]
+    ) -> None:
+        self.memory.set_now(key, value, ttl_s, meta)
+        self.counts["stores"] += 1
+        for tier in self.tiers[1:]:
+            await tier.set(key, value, ttl_s, meta)
+
+    def _background(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def flush(self) -> None:
+        """Wait for background writes (tests, warming, shutdown)."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+    # -- invalidation ----------------------------------------------------------------------
+    async def invalidate(self, selector: dict[str, str]) -> int:
+        """Delete matching entries in every tier here, and tell the other replicas."""
+        removed = await self._invalidate_local(selector, shared=True)
+        if self.redis is not None:
+            message = orjson.dumps({"origin": self._origin, "selector": selector})
+            try:
+                await self.redis.publish(self._channel, message)
+            except Exception as exc:
+                log.error("could not publish a cache invalidation: %s", exc)
+        return removed
+
+    async def _invalidate_local(self, selector: dict[str, str], *, shared: bool) -> int:
+        removed = 0
+        # Shared tiers (Redis, a disk shared by processes) are cleared by the replica that was
+        # asked; the others only clear their memory.
+        tiers = self.tiers if shared else [self.memory]
+        for tier in tiers:
+            if "key" in selector and len(selector) == 1:
+                removed += await tier.delete(selector["key"])
+                continue
+            victims = [k async for k, meta in tier.scan() if matches(k, meta, selector)]
+            for key in victims:
+                removed += await tier.delete(key)
+        self.counts["invalidated"] += removed
+        return removed
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                pubsub = self.redis.pubsub()
+                await pubsub.subscribe(self._channel)
+                async for message in pubsub.listen():
+                    if message.get("type") != "message":
+                        continue
+                    data = orjson.loads(message["data"])
+                    if data.get("origin") != self._origin:
+                        await self._invalidate_local(data["selector"], shared=False)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("cache invalidation listener lost Redis (%s); retrying", exc)
+                await asyncio.sleep(1.0)
+
+    async def stats(self) -> dict[str, Any]:
+        tiers = {tier.name: await tier.stats() for tier in self.tiers}
+        return {"tiers": tiers, "counts": dict(self.counts)}
