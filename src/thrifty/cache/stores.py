@@ -28,7 +28,9 @@ log = logging.getLogger("thrifty.cache")
 class Store(Protocol):
     name: str
 
-    async def get(self, key: str) -> bytes | None: ...
+    async def get(self, key: str) -> tuple[bytes, dict[str, Any]] | None:
+        """The value and its meta, or None."""
+        ...
 
     async def set(self, key: str, value: bytes, ttl_s: float, meta: dict[str, Any]) -> None: ...
 
@@ -62,8 +64,9 @@ class MemoryStore:
         self._data.move_to_end(key)
         return item[1]
 
-    async def get(self, key: str) -> bytes | None:
-        return self.get_now(key)
+    async def get(self, key: str) -> tuple[bytes, dict[str, Any]] | None:
+        value = self.get_now(key)
+        return None if value is None else (value, self._data[key][2])
 
     def set_now(self, key: str, value: bytes, ttl_s: float, meta: dict[str, Any]) -> None:
         size = len(value) + len(key)
@@ -115,9 +118,9 @@ class DiskStore:
             path, size_limit=8 * 1024**3, eviction_policy="least-recently-used"
         )
 
-    async def get(self, key: str) -> bytes | None:
+    async def get(self, key: str) -> tuple[bytes, dict[str, Any]] | None:
         item = await asyncio.to_thread(self._cache.get, key)
-        return None if item is None else item[0]
+        return None if item is None else (item[0], item[1])
 
     async def set(self, key: str, value: bytes, ttl_s: float, meta: dict[str, Any]) -> None:
         await asyncio.to_thread(self._cache.set, key, (value, meta), expire=ttl_s)
@@ -162,11 +165,12 @@ class RedisStore:
 
     # A Redis value is ``<meta JSON>\n<entry bytes>`` (orjson never emits a raw newline).
 
-    async def get(self, key: str) -> bytes | None:
+    async def get(self, key: str) -> tuple[bytes, dict[str, Any]] | None:
         raw = await self._call(self._r.get(self._prefix + key))
         if raw is None:
             return None
-        return bytes(raw.partition(b"\n")[2])
+        meta, _, value = raw.partition(b"\n")
+        return bytes(value), orjson.loads(meta)
 
     async def set(self, key: str, value: bytes, ttl_s: float, meta: dict[str, Any]) -> None:
         payload = orjson.dumps(meta) + b"\n" + value

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections import Counter
 from typing import Any
 
@@ -58,24 +59,27 @@ class TieredCache:
         del self.tiers[1:]
 
     async def get(self, key: str) -> tuple[bytes, str] | None:
-        """(value, tier name) or None. A lower-tier hit is promoted to the memory tier."""
+        """(value, tier name) or None. A lower-tier hit is promoted to the memory tier for
+        the rest of its lifetime, with its meta (so invalidation still finds it)."""
         value = self.memory.get_now(key)
         if value is not None:
             self.counts["hit:memory"] += 1
             return value, "memory"
         for tier in self.tiers[1:]:
-            value = await tier.get(key)
-            if value is not None:
+            found = await tier.get(key)
+            if found is not None:
+                value, meta = found
+                remaining = float(meta.get("expires_at", 0)) - time.time()
+                if remaining > 0:
+                    self.memory.set_now(key, value, remaining, meta)
                 self.counts[f"hit:{tier.name}"] += 1
                 return value, tier.name
         self.counts["miss"] += 1
         return None
 
-    def promote(self, key: str, value: bytes, ttl_s: float, meta: dict[str, Any]) -> None:
-        self.memory.set_now(key, value, ttl_s, meta)
-
     def put(self, key: str, value: bytes, ttl_s: float, meta: dict[str, Any]) -> None:
         """Store everywhere: the memory tier now, the others behind the request."""
+        meta = {**meta, "expires_at": time.time() + ttl_s}
         self.memory.set_now(key, value, ttl_s, meta)
         self.counts["stores"] += 1
         for tier in self.tiers[1:]:

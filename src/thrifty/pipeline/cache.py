@@ -78,8 +78,6 @@ class CacheStage:
         found = await self.cache.get(key)
         if found is not None:
             value, tier = found
-            if tier != "memory":
-                self.cache.promote(key, value, ttl, {})
             return self.answer(ctx, CacheEntry.decode(value), f"cache_tier:{tier}")
         if not (self.config.coalesce and ctx.cache_store):
             return None
