@@ -32,7 +32,8 @@ from thrifty.ledger.reports import ReportRow
 from thrifty.ledger.writer import LedgerWriter
 from thrifty.metrics import Metrics
 from thrifty.pipeline.build import build_chat_pipeline, build_embeddings_pipeline
-from thrifty.pipeline.cache import CacheStage, CacheWriter
+from thrifty.pipeline.cache import CachePolicy, CacheStage, CacheWriter
+from thrifty.pipeline.embeddings_cache import EmbeddingsCacheStage
 from thrifty.pipeline.context import RequestContext, new_request_id
 from thrifty.pipeline.costing import Costing
 from thrifty.pipeline.outcome import Completed, Outcome
@@ -82,8 +83,13 @@ class Gateway:
         self.chat_pipeline = build_chat_pipeline(
             self.registry, self.costing, self.recorders, res, self.cache_stage
         )
+        embeddings_cache = (
+            EmbeddingsCacheStage(self.cache, CachePolicy(config.cache))
+            if self.cache is not None
+            else None
+        )
         self.embeddings_pipeline = build_embeddings_pipeline(
-            self.registry, self.costing, self.recorders, res
+            self.registry, self.costing, self.recorders, res, embeddings_cache
         )
         self.ledger: LedgerWriter | None = None
 

@@ -1,7 +1,7 @@
 """The stage order, written in one place. Read this first.
 
     chat:        cache ─▶ route ─▶ dispatch ─▶ (costing ─▶ record: metrics, ledger, cache write)
-    embeddings:  route ─▶ dispatch ─▶ (costing ─▶ record)
+    embeddings:  cache (per item) ─▶ route ─▶ dispatch ─▶ (costing ─▶ record)
 
 dispatch balances a model's deployments, skips open circuits, retries with backoff and falls
 back to other deployments and models (``pipeline/dispatch.py``).
@@ -17,6 +17,7 @@ from thrifty.config import ResilienceConfig
 from thrifty.pipeline.cache import CacheStage
 from thrifty.pipeline.costing import Costing
 from thrifty.pipeline.dispatch import DispatchStage
+from thrifty.pipeline.embeddings_cache import EmbeddingsCacheStage
 from thrifty.pipeline.pipeline import Pipeline
 from thrifty.pipeline.route import RouteStage
 from thrifty.pipeline.stage import Recorder, Stage
@@ -48,12 +49,16 @@ def build_embeddings_pipeline(
     costing: Costing,
     recorders: Sequence[Recorder],
     resilience: ResilienceConfig,
+    cache: EmbeddingsCacheStage | None = None,
 ) -> Pipeline:
+    stages: list[Stage] = [
+        RouteStage(registry, "embedding"),
+        DispatchStage(registry, "embeddings", resilience),
+    ]
+    if cache is not None:
+        stages.insert(0, cache)
     return Pipeline(
-        stages=[
-            RouteStage(registry, "embedding"),
-            DispatchStage(registry, "embeddings", resilience),
-        ],
+        stages=stages,
         costing=costing,
         recorders=recorders,
     )

@@ -68,6 +68,8 @@ class RequestContext:
     cache_leader: bool = False
     stream_meta: dict[str, Any] | None = None
     stream_unstorable: bool = False
+    embed_plan: dict[str, Any] | None = None
+    cache_hit_tokens: int = 0
     # The answer, kept by reference (no copy) for ``ledger.store_content``.
     response: dict[str, Any] | None = None
     output_parts: list[str] | None = None

@@ -93,11 +93,11 @@ class Costing:
             if "inconsistent_usage" not in ctx.flags:
                 ctx.flags.append("inconsistent_usage")
         ctx.unpriced = False
-        if usage.total_tokens == 0:
+        dep = ctx.deployment
+        if usage.total_tokens == 0 and not ctx.cache_hit_tokens:
             ctx.cost_usd = 0.0
             ctx.baseline_cost_usd = 0.0 + ctx.saved_usd
             return
-        dep = ctx.deployment
         price = self.price(dep.public_model, dep.upstream_model) if dep else None
         if price is None:
             ctx.cost_usd = None
@@ -110,7 +110,11 @@ class Costing:
                 log.warning("model %r has no price: its cost is recorded as UNPRICED", model)
             return
         ctx.cost_usd = compute_cost(price, usage).total_usd
-        if ctx.cache_status in ("hit", "semantic"):
+        if ctx.cache_hit_tokens:
+            # Embedding items answered from the cache: what their tokens would have cost.
+            hit = Usage(prompt_tokens=ctx.cache_hit_tokens)
+            ctx.savings["cache"] = compute_cost(price, hit).total_usd
+        elif ctx.cache_status in ("hit", "semantic"):
             # Answered from the cache: nothing is spent upstream, and the saving is exactly
             # what the served model would have charged for this answer.
             lever = "cache" if ctx.cache_status == "hit" else "semantic_cache"

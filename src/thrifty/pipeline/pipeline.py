@@ -40,12 +40,19 @@ class Pipeline:
         """Run the stages until one answers. Errors propagate after being recorded; a stream
         is recorded when it ends (see ``ChatStream``)."""
         try:
-            for stage in self.stages:
+            answered = -1
+            for i, stage in enumerate(self.stages):
                 outcome = await stage.run(ctx)
                 if outcome is not None:
+                    answered = i
                     break
             else:
                 raise ThriftyError(f"no stage answered {ctx.endpoint}")
+            # Stages before the one that answered may finish the answer (in reverse order).
+            for stage in reversed(self.stages[:answered]):
+                after = getattr(stage, "after", None)
+                if after is not None:
+                    outcome = await after(ctx, outcome)
         except ThriftyError as exc:
             ctx.error, ctx.status = exc, exc.status
             exc.ctx = ctx

@@ -10,7 +10,8 @@ from thrifty.pipeline.outcome import Outcome
 
 class Stage(Protocol):
     """A pipeline stage. ``run`` returns an ``Outcome`` to answer now (later stages are
-    skipped; the record stage still runs) or ``None`` to continue."""
+    skipped; the record stage still runs) or ``None`` to continue. A stage may also define
+    ``async after(ctx, outcome) -> outcome`` to finish an answer a later stage produced."""
 
     name: str
 
