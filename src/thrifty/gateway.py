@@ -33,9 +33,9 @@ from thrifty.ledger.writer import LedgerWriter
 from thrifty.metrics import Metrics
 from thrifty.pipeline.build import build_chat_pipeline, build_embeddings_pipeline
 from thrifty.pipeline.cache import CachePolicy, CacheStage, CacheWriter
-from thrifty.pipeline.embeddings_cache import EmbeddingsCacheStage
 from thrifty.pipeline.context import RequestContext, new_request_id
 from thrifty.pipeline.costing import Costing
+from thrifty.pipeline.embeddings_cache import EmbeddingsCacheStage
 from thrifty.pipeline.outcome import Completed, Outcome
 from thrifty.pipeline.record import MetricsRecorder
 from thrifty.pipeline.stage import Recorder

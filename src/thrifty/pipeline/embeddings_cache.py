@@ -68,7 +68,7 @@ class EmbeddingsCacheStage:
                 if found is not None:
                     hits[i] = orjson.loads(found[0])
         ctx.cache_status = "hit" if len(hits) == len(items) else "miss"
-        plan = {
+        plan: dict[str, Any] = {
             "items": items,
             "keys": keys,
             "hits": hits,
