@@ -157,6 +157,14 @@ def cpu_split(pid: int) -> dict[str, float]:
     }
 
 
+def system_cpu() -> tuple[float, float]:
+    """Machine-wide busy and steal CPU seconds since boot (first line of /proc/stat)."""
+    with open("/proc/stat") as fh:
+        v = [int(x) for x in fh.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = v
+    return (user + nice + system + irq + softirq) / HZ, steal / HZ
+
+
 def rss_mb(pid: int) -> float:
     total = 0
     for p in descendants(pid):
@@ -181,6 +189,7 @@ def run_loadgen(
     client: str = "aiohttp",
     timeout: float | None = None,
     drain_max: float = 30.0,
+    unique: bool = False,
 ) -> dict[str, Any]:
     """Run ``bench/loadgen.py`` in its own process; return its JSON result."""
     args = [
@@ -206,6 +215,8 @@ def run_loadgen(
         args += ["-H", h]
     if stream:
         args.append("--stream")
+    if unique:
+        args.append("--unique")
     limit = timeout or (duration + warmup + 2 * drain_max + 60)
     out = subprocess.run(args, capture_output=True, text=True, timeout=limit, check=False)
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
@@ -254,6 +265,20 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "kernel": platform.release(),
     }
+
+
+def git_commit() -> str:
+    """The checkout measured: short commit id, ``+dirty`` when src/ has local changes."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return (head or "unknown") + ("+dirty" if dirty else "")
 
 
 def versions(*names: str) -> dict[str, str]:

@@ -152,6 +152,16 @@ def bench_clients(a: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
     return out
 
 
+def background(rows: list[dict[str, Any]]) -> str:
+    bg = [r["background_cores"] for r in rows if "background_cores" in r]
+    if not bg:
+        return ""
+    return (
+        f"\n\nOther processes used {fmt(med(bg), 2)} cores (median; max {max(bg):.2f}) "
+        "during these windows."
+    )
+
+
 def report_clients(rows: list[dict[str, Any]], a: argparse.Namespace) -> str:
     table = []
     for c in a.connections:
@@ -174,6 +184,7 @@ def report_clients(rows: list[dict[str, Any]], a: argparse.Namespace) -> str:
         + markdown_table(
             ["conns", "client", "client CPU µs/req", "rps", "p50 ms", "p99 ms", "errors"], table
         )
+        + background(rows)
     )
 
 
@@ -257,6 +268,7 @@ def report_servers(rows: list[dict[str, Any]], a: argparse.Namespace) -> str:
         + markdown_table(
             ["conns", "server", "server CPU ms/req", "rps", "p50 ms", "p99 ms", "errors"], table
         )
+        + background(rows)
     )
 
 

@@ -12,7 +12,12 @@ counted. After the load the servers' CPU is watched until they are quiet again
 (``cpu_ms_per_req_drained``: includes write-behind work such as a ledger queue that was still
 being flushed, at most ``--drain-max`` s). The load generator's own CPU per request
 (``client_cpu_us_per_req``, ``time.process_time``) is what section (b) of ``choices.py``
-compares between HTTP clients.
+compares between HTTP clients. ``background_cores`` is the CPU the rest of the machine used
+during the window (busy time from /proc/stat minus the sampled servers and this process): a
+noisy neighbour shows there.
+
+``--unique`` appends a counter to the last message of every request so that a response cache
+in front of the upstream misses (the cache-miss path); without it every request is identical.
 
 With ``--stream``: ``ttfb`` is when the response headers arrived, ``ttft`` the first chunk
 carrying non-empty ``content``, and a response counts only if it ends with ``data: [DONE]``.
@@ -24,14 +29,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import sys
 import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from _common import cpu_seconds, cpu_split, pct
-from payloads import body_bytes
+from _common import cpu_seconds, cpu_split, pct, system_cpu
+from payloads import body_bytes, unique_bodies
 
 _CONTENT = re.compile(rb'"content":"[^"]')
 
@@ -63,11 +69,12 @@ class State:
                 self.ttft.append(ttft - t0)
 
 
-async def aiohttp_worker(session: Any, url: str, body: bytes, headers: dict, st: State, stream):
+async def aiohttp_worker(session: Any, url: str, body: Any, headers: dict, st: State, stream):
     while not st.stop:
+        payload = body()
         t0 = time.perf_counter()
         try:
-            async with session.post(url, data=body, headers=headers) as resp:
+            async with session.post(url, data=payload, headers=headers) as resp:
                 if stream:
                     ttfb = time.perf_counter()
                     ttft = None
@@ -92,11 +99,12 @@ async def aiohttp_worker(session: Any, url: str, body: bytes, headers: dict, st:
         st.ok(t0, t1, ttfb, ttft)
 
 
-async def httpx_worker(client: Any, url: str, body: bytes, headers: dict, st: State, stream):
+async def httpx_worker(client: Any, url: str, body: Any, headers: dict, st: State, stream):
     while not st.stop:
+        payload = body()
         t0 = time.perf_counter()
         try:
-            resp = await client.post(url, content=body, headers=headers)
+            resp = await client.post(url, content=payload, headers=headers)
             data = resp.content
         except Exception as exc:
             st.error(repr(exc))
@@ -125,7 +133,11 @@ async def drain(pids: dict[str, str], limit: float) -> tuple[dict[str, float], f
 
 
 async def run(a: argparse.Namespace) -> dict[str, Any]:
-    body = body_bytes(a.payload, stream=a.stream)
+    if a.unique:
+        body = unique_bodies(a.payload, stream=a.stream, tag=os.urandom(4).hex())
+    else:
+        fixed = body_bytes(a.payload, stream=a.stream)
+        body = lambda: fixed  # noqa: E731
     headers = {"content-type": "application/json", "authorization": f"Bearer {a.api_key}"}
     for h in a.header:
         k, _, v = h.partition(":")
@@ -161,6 +173,7 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
             await drain(pids, a.drain_max)
         cpu0 = {name: cpu_split(int(pid)) for name, pid in pids.items()}
         pt0 = time.process_time()
+        sys0 = system_cpu()
         st.measure_from = t_start = time.perf_counter()
         tasks = [
             asyncio.ensure_future(worker(session, a.url, body, headers, st, a.stream))
@@ -171,6 +184,7 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - t_start
         pt1 = time.process_time()
+        sys1 = system_cpu()
         cpu1 = {name: cpu_split(int(pid)) for name, pid in pids.items()}
         drained, drain_s = await drain(pids, a.drain_max)
     finally:
@@ -206,6 +220,10 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
         for name, u in used.items()
     }
     out["cpu_util"] = {name: round(sum(u.values()) / elapsed, 3) for name, u in used.items()}
+    # CPU used on the machine by anything else (other processes: a noisy neighbour shows here).
+    ours = sum(sum(u.values()) for u in used.values()) + (pt1 - pt0)
+    out["background_cores"] = round(max(0.0, sys1[0] - sys0[0] - ours) / elapsed, 3)
+    out["steal_cores"] = round((sys1[1] - sys0[1]) / elapsed, 3)
     # Work the servers finished after the load stopped (write-behind queues), per request.
     out["cpu_ms_per_req_drained"] = {
         name: round((drained[name] - sum(cpu0[name].values())) * 1000 / n, 4) if n else None
@@ -233,6 +251,11 @@ def main() -> None:
     ap.add_argument("--payload", choices=("small", "tools"), default="small")
     ap.add_argument("--client", choices=("aiohttp", "httpx"), default="aiohttp")
     ap.add_argument("--stream", action="store_true")
+    ap.add_argument(
+        "--unique",
+        action="store_true",
+        help="make every body unique (a counter in the last message): response caches miss",
+    )
     ap.add_argument("--cpu-pid", action="append", default=[], help="name=pid to sample")
     ap.add_argument(
         "--drain-max",

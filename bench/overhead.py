@@ -2,12 +2,20 @@
 
     .venv/bin/python bench/overhead.py                      # ~3 min: 3 rounds of (1, 8, 64) + SSE
     .venv/bin/python bench/overhead.py --duration 15 --rounds 5 --floor   # longer, + the floor
+    .venv/bin/python bench/overhead.py --cache-hit --config-variant "cache: {disk_path: null}"
 
 Set-up (all by the script, in a temp dir, loopback only): the mock upstream
 (``bench/mock_upstream.py``), a config with one ``openai`` provider pointing at it and the model
 ``gpt-4o-mini``, a SQLite database, a virtual key from ``thrifty keys create`` (auth on, the
 default), and ``thrifty serve`` (1 worker) once ``/readyz`` answers. ``--floor`` adds a bare
 raw-ASGI pass-through proxy (``bench/floor_proxy.py``) as a third target: the Python floor.
+
+Every request body is unique (a counter in the last message), so Thrifty's response cache
+misses: the table is the cache-miss path (lookup, upstream call, storing the answer).
+``--cache-hit`` adds Thrifty with identical bodies, answered from its cache;
+``--config-variant YAML`` adds a Thrifty whose config has that YAML too (its own directory and
+database), e.g. ``"cache: {disk_path: null}"``; ``--variant=--gc-freeze`` adds a Thrifty started
+by ``bench/serve_variant.py`` with that process tweak. All targets share the rounds.
 
 Measurement: ``bench/loadgen.py`` in a separate process (aiohttp, keep-alive, closed loop,
 warm-up then a fixed window). Targets are interleaved within each round (their order alternates
@@ -34,6 +42,7 @@ from _common import (
     PYTHON,
     fmt,
     free_port,
+    git_commit,
     machine,
     markdown_table,
     med,
@@ -106,6 +115,7 @@ class Target:
     pids: dict[str, int]
     proc_pid: int | None = None  # the process whose CPU is "the gateway's"
     key: str = "sk-direct"
+    unique: bool = True  # every body unique: response caches miss
 
 
 def _gateway(
@@ -141,6 +151,8 @@ def stack(
     mock_args: tuple[str, ...] = (),
     extra_config: str = "",
     variants: tuple[str, ...] = (),
+    config_variants: tuple[str, ...] = (),
+    cache_hit: bool = False,
 ) -> Iterator[tuple[list[Target], str]]:
     """Start the mock upstream, Thrifty (its variants, the floor proxy); yield the targets and
     Thrifty's key. Each gateway gets its own directory, config and SQLite database."""
@@ -165,6 +177,16 @@ def stack(
             targets.append(
                 Target(name, f"http://127.0.0.1:{vport}", {"gateway": vpid, **up}, vpid, vkey)
             )
+        for i, cfg in enumerate(config_variants):
+            merged = f"{extra_config.strip()}\n{cfg.strip()}"
+            vpid, vport, vkey = _gateway(es, tmp / f"config{i}", mport, merged, None)
+            name = "thrifty `" + " ".join(cfg.split()) + "`"
+            targets.append(
+                Target(name, f"http://127.0.0.1:{vport}", {"gateway": vpid, **up}, vpid, vkey)
+            )
+        if cache_hit:  # the same gateway, identical bodies: answered from its response cache
+            t = targets[1]
+            targets.append(Target("thrifty cache-hit", t.base, t.pids, t.proc_pid, t.key, False))
         if floor:
             fport = free_port()
             fl = es.enter_context(
@@ -200,6 +222,8 @@ def measure(a: argparse.Namespace) -> list[dict[str, Any]]:
             mock_args=mock_args,
             extra_config=a.config_extra,
             variants=tuple(a.variant),
+            config_variants=tuple(a.config_variant),
+            cache_hit=a.cache_hit,
         ) as (targets, _):
             names = ", ".join(f"{t.name}={t.base}" for t in targets)
             log(f"set-up {time.monotonic() - t_setup:.1f}s; targets: {names}")
@@ -219,6 +243,7 @@ def measure(a: argparse.Namespace) -> list[dict[str, Any]]:
                             headers=[f"Authorization: Bearer {t.key}"],
                             payload=a.payload,
                             stream=stream,
+                            unique=t.unique,
                         )
                         rec = {"target": t.name, "round": rnd, **r}
                         if t.proc_pid:
@@ -275,7 +300,7 @@ def _split(rs: list[dict]) -> str:
     if not split:
         return "-"
     loop = med([x["main"] for x in split])
-    other = med([x["threads"] + x["children"] for x in split])
+    other = max(0.0, med([x["threads"] + x["children"] for x in split]) or 0.0)
     return f"{fmt(loop, 3)} / {fmt(other, 3)}"
 
 
@@ -356,8 +381,11 @@ def report(records: list[dict[str, Any]], a: argparse.Namespace) -> str:
     up = med([v for r in records for v in _cpu_values([r], name="upstream")])
     rss = [r["rss_mb"] for r in records if r["target"] == "thrifty" and "rss_mb" in r]
     drain = max((r.get("drain_s", 0) for r in records if r["target"] == "thrifty"), default=0)
+    bg = [r["background_cores"] for r in records if "background_cores" in r]
     out += [
         "",
+        f"Other processes on the machine used {fmt(med(bg), 2)} cores (median; max "
+        f"{max(bg, default=0):.2f}) during the measured windows. "
         f"Mock upstream CPU: {fmt(up, 3)} ms/req (median). Thrifty RSS after the runs: "
         f"{max(rss, default=0):.0f} MB. Longest wait for Thrifty to go quiet after a run: "
         f"{drain:.1f} s.",
@@ -379,6 +407,11 @@ def main() -> None:
     ap.add_argument("--payload", choices=("small", "tools"), default="small")
     ap.add_argument("--floor", action="store_true", help="also measure the bare ASGI proxy")
     ap.add_argument(
+        "--cache-hit",
+        action="store_true",
+        help="also run Thrifty with identical bodies (answered from its response cache)",
+    )
+    ap.add_argument(
         "--config-extra",
         default="",
         help='YAML appended to the generated config, e.g. "ledger: {batch_size: 50}"',
@@ -389,11 +422,19 @@ def main() -> None:
         default=[],
         help='extra gateway target run by bench/serve_variant.py, e.g. "--gc-freeze" (repeatable)',
     )
+    ap.add_argument(
+        "--config-variant",
+        action="append",
+        default=[],
+        help="extra Thrifty target with this YAML added to its config, e.g. "
+        '"cache: {disk_path: null}" (repeatable)',
+    )
     ap.add_argument("--no-save", action="store_true", help="don't append to bench/results/")
     a = ap.parse_args()
     a.connections = [int(c) for c in a.connections.split()]
     a.rounds = max(2, a.rounds)
     info = {**machine(), **versions("thrifty", "uvicorn", "uvloop", "httptools", "aiohttp")}
+    info["commit"] = git_commit()
     log(f"machine: {info}")
     records = measure(a)
     print(report(records, a))

@@ -7,7 +7,9 @@ agent sends; ``COMPLETION`` is a realistic ``chat.completion`` answer with ``usa
 
 from __future__ import annotations
 
+import itertools
 import json
+from collections.abc import Callable
 from typing import Any
 
 SMALL_CHAT: dict[str, Any] = {
@@ -155,9 +157,23 @@ COMPLETION: dict[str, Any] = {
 PAYLOADS = {"small": SMALL_CHAT, "tools": TOOLS_CHAT}
 
 
-def body_bytes(name: str, *, stream: bool = False) -> bytes:
-    """A payload as compact JSON bytes (``stream`` adds ``stream: true``)."""
+def body_bytes(name: str, *, stream: bool = False, marker: str = "") -> bytes:
+    """A payload as compact JSON bytes (``stream`` adds ``stream: true``; ``marker`` is appended
+    to the last message's content, for callers that make every request unique)."""
     body = dict(PAYLOADS[name])
     if stream:
         body["stream"] = True
+    if marker:
+        messages = [dict(m) for m in body["messages"]]
+        messages[-1]["content"] = str(messages[-1]["content"]) + marker
+        body["messages"] = messages
     return json.dumps(body, separators=(",", ":")).encode()
+
+
+def unique_bodies(name: str, *, stream: bool = False, tag: str = "") -> Callable[[], bytes]:
+    """A factory of bodies that differ only by a counter at the end of the last message (so
+    every request misses a response cache); ``tag`` keeps separate runs apart."""
+    head, _, tail = body_bytes(name, stream=stream, marker=" @@N@@").partition(b"@@N@@")
+    head += f"[{tag}".encode()
+    count = itertools.count()
+    return lambda: b"%s-%d]%s" % (head, next(count), tail)

@@ -4,7 +4,8 @@
     .venv/bin/python bench/profile_gateway.py --stream        # the SSE path instead
     .venv/bin/python bench/profile_gateway.py --duration 30 --connections 64 --native
 
-Same set-up as ``overhead.py`` (mock upstream, temp config, virtual key, 1 worker). While
+Same set-up as ``overhead.py`` (mock upstream, temp config, virtual key, 1 worker; unique bodies,
+so the response cache misses, unless ``--cache-hit``). While
 ``bench/loadgen.py`` drives the gateway, ``py-spy record --format raw --function`` samples the
 ``thrifty serve`` process; the summary covers the event-loop thread, where nearly all the CPU
 goes (``overhead.py``'s "loop / other threads" split from /proc). The collapsed stacks
@@ -98,6 +99,9 @@ def main() -> None:
     ap.add_argument("--payload", choices=("small", "tools"), default="small")
     ap.add_argument("--native", action="store_true", help="py-spy --native (C frames too)")
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument(
+        "--cache-hit", action="store_true", help="identical bodies (cache hits); default: unique"
+    )
     a = ap.parse_args()
     py_spy = Path(PYTHON).with_name("py-spy")
     RESULTS_DIR.mkdir(exist_ok=True)
@@ -127,6 +131,7 @@ def main() -> None:
                 "--cpu-pid",
                 f"gateway={gw.proc_pid}",
                 *(["--stream"] if a.stream else []),
+                *([] if a.cache_hit else ["--unique"]),
             ],
             stdout=subprocess.PIPE,
             text=True,
@@ -153,8 +158,9 @@ def main() -> None:
             headers=[f"Authorization: Bearer {key}"],
             payload=a.payload,
             stream=a.stream,
+            unique=not a.cache_hit,
         )
-    kind = "SSE" if a.stream else "JSON"
+    kind = ("SSE" if a.stream else "JSON") + (", cache hits" if a.cache_hit else ", cache misses")
     print(
         f"Gateway profile: {kind}, {a.connections} connections, {a.duration:g} s at {a.rate} Hz "
         f"(raw stacks: {raw.relative_to(Path.cwd()) if raw.is_relative_to(Path.cwd()) else raw})"
