@@ -109,26 +109,58 @@ class MemoryStore:
 
 
 class DiskStore:
+    """The disk tier. A set of the keys on disk (loaded at start, kept up to date here) answers
+    most misses without a thread hop; writes are queued and committed in batches by one
+    background task. Entries written by another process after start are not seen until a
+    restart — a missed hit, never a wrong answer."""
+
     name = "disk"
 
     def __init__(self, path: str) -> None:
-        import diskcache  # optional at import time of thrifty, installed by default
+        import diskcache  # installed by default; imported when the tier is opened
 
         self._cache = diskcache.Cache(
             path, size_limit=8 * 1024**3, eviction_policy="least-recently-used"
         )
+        self._keys: set[str] = set(self._cache.iterkeys())
+        self._queue: list[tuple[str, bytes, float, dict[str, Any]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def get(self, key: str) -> tuple[bytes, dict[str, Any]] | None:
+        if key not in self._keys:
+            return None
         item = await asyncio.to_thread(self._cache.get, key)
-        return None if item is None else (item[0], item[1])
+        if item is None:
+            self._keys.discard(key)  # expired or evicted
+            return None
+        return item[0], item[1]
 
     async def set(self, key: str, value: bytes, ttl_s: float, meta: dict[str, Any]) -> None:
-        await asyncio.to_thread(self._cache.set, key, (value, meta), expire=ttl_s)
+        self._keys.add(key)
+        self._queue.append((key, value, ttl_s, meta))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            await asyncio.to_thread(self._write_batch, batch)
+
+    def _write_batch(self, batch: list[tuple[str, bytes, float, dict[str, Any]]]) -> None:
+        with self._cache.transact():
+            for key, value, ttl_s, meta in batch:
+                self._cache.set(key, (value, meta), expire=ttl_s)
+
+    async def flush(self) -> None:
+        if self._writer is not None:
+            await self._writer
 
     async def delete(self, key: str) -> bool:
+        self._keys.discard(key)
         return bool(await asyncio.to_thread(self._cache.delete, key))
 
     async def scan(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        await self.flush()
         keys = await asyncio.to_thread(lambda: list(self._cache.iterkeys()))
         for key in keys:
             item = await asyncio.to_thread(self._cache.get, key)
@@ -136,12 +168,14 @@ class DiskStore:
                 yield key, item[1]
 
     async def stats(self) -> dict[str, Any]:
+        await self.flush()
         return {
             "entries": await asyncio.to_thread(len, self._cache),
             "bytes": await asyncio.to_thread(self._cache.volume),
         }
 
     async def aclose(self) -> None:
+        await self.flush()
         await asyncio.to_thread(self._cache.close)
 
 

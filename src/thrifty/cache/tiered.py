@@ -102,6 +102,10 @@ class TieredCache:
         """Wait for background writes (tests, warming, shutdown)."""
         while self._pending:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
+        for tier in self.tiers:
+            flush = getattr(tier, "flush", None)
+            if flush is not None:
+                await flush()
 
     # -- invalidation ----------------------------------------------------------------------
     async def invalidate(self, selector: dict[str, str]) -> int:

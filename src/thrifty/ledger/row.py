@@ -29,7 +29,7 @@ def _content(ctx: RequestContext) -> dict[str, Any]:
 
 def build_row(ctx: RequestContext, *, store_content: bool = False) -> dict[str, Any]:
     try:
-        usage = usage_from_any(ctx.usage)
+        usage = ctx.usage_parsed or usage_from_any(ctx.usage)
     except ValueError:
         u = ctx.usage or {}
         usage = Usage(int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0))

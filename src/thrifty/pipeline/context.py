@@ -69,6 +69,8 @@ class RequestContext:
     stream_meta: dict[str, Any] | None = None
     stream_unstorable: bool = False
     embed_plan: dict[str, Any] | None = None
+    usage_parsed: Any = None
+    """The canonical ``pricing.Usage`` of ``usage``, set by the costing step."""
     cache_hit_tokens: int = 0
     # The answer, kept by reference (no copy) for ``ledger.store_content``.
     response: dict[str, Any] | None = None

@@ -92,6 +92,7 @@ class Costing:
             )
             if "inconsistent_usage" not in ctx.flags:
                 ctx.flags.append("inconsistent_usage")
+        ctx.usage_parsed = usage
         ctx.unpriced = False
         dep = ctx.deployment
         if usage.total_tokens == 0 and not ctx.cache_hit_tokens:

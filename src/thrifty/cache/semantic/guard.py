@@ -1,0 +1,152 @@
+"""The near-miss guard: the second check a semantic hit must pass after the cosine threshold.
+
+Sentence embeddings put "turn on dark mode" and "turn off dark mode" at cosine 0.93 — closer than
+"turn on dark mode" and "enable the dark theme" (0.73). No threshold separates them, so a hit
+must also pass these checks, each of which names its reason when it rejects:
+
+``quoted``      a quoted or back-ticked string of one text is absent from the other
+``identifier``  a code identifier (snake_case, camelCase, dotted.name, call(), --flag, path,
+                file.ext, v2) of one text is absent from the other
+``number``      the numbers differ (digits, decimals, 1,000, written numbers one to ninety,
+                hundred/thousand/million, ordinals, k/m suffixes); "one" alone never rejects
+``unit``        the same number with another unit (5 km / 5 miles), or a unit swapped for another
+``negation``    one text is negated and the other is not (not, no, never, n't, without, ...)
+``polarity``    opposite poles of an antonym axis: turn on/off, enable/disable, allow/deny,
+                increase/decrease, before/after, include/exclude, import/export, ...; a negation
+                flip plus one opposite pole cancel out ("not mandatory" = "optional")
+``entity``      each text names a proper noun or acronym the other lacks (France / Spain)
+``order``       a direction is reversed between the same two things (JSON to CSV / CSV to JSON)
+
+The checks are symmetric and deterministic, English-centred, and cost ~20-60 µs per pair.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from thrifty.cache.semantic.facts import TextFacts, code_present, facts, word_present
+
+__all__ = ["REASONS", "Guard", "Verdict"]
+
+REASONS = (
+    "quoted",
+    "identifier",
+    "number",
+    "unit",
+    "negation",
+    "polarity",
+    "entity",
+    "order",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The guard's decision; truthy when the pair may be served. ``reason`` is one of REASONS."""
+
+    ok: bool
+    reason: str | None = None
+    detail: str = ""
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+class Guard:
+    """Decides whether a cached text may answer a query that is already close by cosine.
+
+    ``check(query, cached)`` is symmetric. ``checks`` limits which reasons are applied;
+    ``entity_mode="strict"`` (default) rejects when either side names an entity the other lacks,
+    ``"substitution"`` only when each side does (measured on the development set: strict catches
+    100% of swapped entities against 83%, for 0.5% more rejected paraphrases).
+    """
+
+    def __init__(self, checks: Iterable[str] | None = None, *, entity_mode: str = "strict") -> None:
+        self.checks = frozenset(REASONS if checks is None else checks)
+        unknown = self.checks - set(REASONS)
+        if unknown:
+            raise ValueError(f"unknown guard checks: {sorted(unknown)}")
+        if entity_mode not in ("substitution", "strict"):
+            raise ValueError("entity_mode must be 'substitution' or 'strict'")
+        self.entity_mode = entity_mode
+
+    def check(self, query: str, cached: str) -> Verdict:
+        """``Verdict(ok=True)`` if no near-miss check fires, else the first reason that did."""
+        a, b = facts(query), facts(cached)
+        for reason in REASONS:
+            if reason in self.checks:
+                detail = getattr(self, f"_{reason}")(a, b)
+                if detail:
+                    return Verdict(False, reason, detail)
+        return Verdict(True)
+
+    def _quoted(self, a: TextFacts, b: TextFacts) -> str:
+        only_a = sorted(q for q in a.quoted if not code_present(q, b))
+        only_b = sorted(q for q in b.quoted if not code_present(q, a))
+        return _describe(only_a, only_b)
+
+    def _identifier(self, a: TextFacts, b: TextFacts) -> str:
+        only_a = sorted(i for i in a.identifiers if not code_present(i, b))
+        only_b = sorted(i for i in b.identifiers if not code_present(i, a))
+        return _describe(only_a, only_b)
+
+    def _number(self, a: TextFacts, b: TextFacts) -> str:
+        only_a = sorted(a.numbers - b.numbers - b.soft_numbers)
+        only_b = sorted(b.numbers - a.numbers - a.soft_numbers)
+        soft_only = not (only_a or only_b) and a.soft_numbers and b.soft_numbers
+        if soft_only and not a.soft_numbers & (b.soft_numbers | b.numbers):
+            only_a, only_b = sorted(a.soft_numbers), sorted(b.soft_numbers)
+        return _describe(only_a, only_b)
+
+    def _unit(self, a: TextFacts, b: TextFacts) -> str:
+        for value, unit in sorted(a.measures):
+            other = {u for v, u in b.measures if v == value}
+            if other and unit not in other:
+                return f"{value} {unit} vs {value} {'/'.join(sorted(other))}"
+        only_a, only_b = sorted(a.units - b.units), sorted(b.units - a.units)
+        return _describe(only_a, only_b) if only_a and only_b else ""
+
+    @staticmethod
+    def _opposed(a: TextFacts, b: TextFacts) -> list[str]:
+        axes = {axis for axis, _ in a.poles | b.poles}
+        out = []
+        for axis in sorted(axes):
+            pa = {p for x, p in a.poles if x == axis}
+            pb = {p for x, p in b.poles if x == axis}
+            if (pa and pb and pa != pb) or (pa | pb == {1} and not (pa and pb)):
+                out.append(axis)
+        return out
+
+    def _negation(self, a: TextFacts, b: TextFacts) -> str:
+        if a.negations % 2 == b.negations % 2:
+            return ""
+        if "polarity" in self.checks and len(self._opposed(a, b)) == 1:
+            return ""  # "not mandatory" vs "optional": two flips cancel
+        return f"{a.negations} negation(s) vs {b.negations}"
+
+    def _polarity(self, a: TextFacts, b: TextFacts) -> str:
+        opposed = self._opposed(a, b)
+        flipped = a.negations % 2 != b.negations % 2 and "negation" in self.checks
+        if not opposed or (len(opposed) == 1 and flipped):
+            return ""
+        return ", ".join(opposed)
+
+    def _entity(self, a: TextFacts, b: TextFacts) -> str:
+        only_a = sorted(e for e in a.entities if not word_present(e, b))
+        only_b = sorted(e for e in b.entities if not word_present(e, a))
+        if self.entity_mode == "substitution" and not (only_a and only_b):
+            return ""
+        return _describe(only_a, only_b)
+
+    def _order(self, a: TextFacts, b: TextFacts) -> str:
+        for x, y in sorted(a.directions):
+            if (y, x) in b.directions and (x, y) not in b.directions:
+                return f"{x} → {y} vs {y} → {x}"
+        return ""
+
+
+def _describe(only_a: list[str], only_b: list[str]) -> str:
+    if not (only_a or only_b):
+        return ""
+    return f"{', '.join(only_a) or '∅'} vs {', '.join(only_b) or '∅'}"
