@@ -222,3 +222,16 @@ async def test_coalescing_makes_one_upstream_call(make_stack, fake: FakeOpenAISe
         assert all(sse_text(r)[0] == content for r in results[8:])
         rows = [await s.row(r) for r in results]
         assert sum("coalesced" in r["flags"] for r in rows) == 11
+
+
+async def test_memory_evictions_are_written_back_to_disk(make_stack) -> None:
+    async with make_stack(memory_max_bytes=4096) as s:
+        bodies = [chat_body(f"question {i}") for i in range(12)]
+        for body in bodies:
+            await s.chat(body)
+        assert s.app.gateway.cache.memory.evictions > 0
+        await s.app.gateway.cache.flush()
+        again = await s.chat(bodies[0])  # long evicted from memory
+        assert again.headers["x-thrifty-cache"] == "hit"
+        assert "cache_tier:disk" in (await s.row(again))["flags"]
+        assert s.upstream_calls() == 12

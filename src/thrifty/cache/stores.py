@@ -52,6 +52,8 @@ class MemoryStore:
         self.max_bytes = max_bytes
         self.bytes = 0
         self.evictions = 0
+        # Called with (key, value, seconds left, meta) for each entry pushed out by the LRU.
+        self.on_evict: Any = None
         self._data: OrderedDict[str, tuple[float, bytes, dict[str, Any]]] = OrderedDict()
 
     def get_now(self, key: str) -> bytes | None:
@@ -78,8 +80,13 @@ class MemoryStore:
         self.bytes += size
         while self.bytes > self.max_bytes and self._data:
             oldest = next(iter(self._data))
+            expires, old_value, old_meta = self._data[oldest]
             self._drop(oldest)
             self.evictions += 1
+            if self.on_evict is not None:
+                left = expires - time.monotonic()
+                if left > 0:
+                    self.on_evict(oldest, old_value, left, old_meta)
 
     async def set(self, key: str, value: bytes, ttl_s: float, meta: dict[str, Any]) -> None:
         self.set_now(key, value, ttl_s, meta)
@@ -99,6 +106,11 @@ class MemoryStore:
         for key, (expires, _, meta) in list(self._data.items()):
             if expires > now:
                 yield key, meta
+
+    def live(self) -> list[tuple[str, bytes, float, dict[str, Any]]]:
+        """Every live entry as (key, value, seconds left, meta)."""
+        now = time.monotonic()
+        return [(k, v, e - now, m) for k, (e, v, m) in self._data.items() if e > now]
 
     async def stats(self) -> dict[str, Any]:
         return {"entries": len(self._data), "bytes": self.bytes, "evictions": self.evictions}

@@ -33,6 +33,7 @@ class TieredCache:
         self._channel = f"{redis_config.prefix}:cache:invalidate"
         self._origin = os.urandom(8).hex()
         self.counts: Counter[str] = Counter()
+        self._write_back: DiskStore | None = None
         self._listener: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[Any]] = set()
 
@@ -43,11 +44,19 @@ class TieredCache:
             if self.redis is not None:
                 self.tiers.append(RedisStore(self.redis, rc.prefix, rc.timeout_s))
             elif self._config.disk_path:
-                self.tiers.append(await asyncio.to_thread(DiskStore, self._config.disk_path))
+                disk = await asyncio.to_thread(DiskStore, self._config.disk_path)
+                self.tiers.append(disk)
+                # The disk tier is written back, not through: an entry reaches it when the
+                # memory tier evicts it or the gateway stops, so no request pays a disk write.
+                self.memory.on_evict = lambda k, v, left, m: self._background(
+                    disk.set(k, v, left, m)
+                )
+                self._write_back = disk
         if self.redis is not None and self._listener is None:
             self._listener = asyncio.create_task(self._listen(), name="thrifty-cache-invalidate")
 
     async def aclose(self) -> None:
+        await self.persist()
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -83,15 +92,14 @@ class TieredCache:
         self.memory.set_now(key, value, ttl_s, meta)
         self.counts["stores"] += 1
         for tier in self.tiers[1:]:
-            self._background(tier.set(key, value, ttl_s, meta))
+            if tier is not self._write_back:
+                self._background(tier.set(key, value, ttl_s, meta))
 
-    async def put_and_wait(
-        self, key: str, value: bytes, ttl_s: float, meta: dict[str, Any]
-    ) -> None:
-        self.memory.set_now(key, value, ttl_s, meta)
-        self.counts["stores"] += 1
-        for tier in self.tiers[1:]:
-            await tier.set(key, value, ttl_s, meta)
+    async def persist(self) -> None:
+        """Write the memory tier's live entries to the write-back disk tier."""
+        if self._write_back is not None:
+            for key, value, left, meta in self.memory.live():
+                await self._write_back.set(key, value, left, meta)
 
     def _background(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -99,7 +107,8 @@ class TieredCache:
         task.add_done_callback(self._pending.discard)
 
     async def flush(self) -> None:
-        """Wait for background writes (tests, warming, shutdown)."""
+        """Persist the memory tier and wait for every background write (tests, warming)."""
+        await self.persist()
         while self._pending:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
         for tier in self.tiers:

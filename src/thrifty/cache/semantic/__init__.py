@@ -10,10 +10,12 @@
 
 The embedder they use lives in ``thrifty.cache.embedder`` (shared with the router).
 
-Measured on the 2-core development machine (384-d unit vectors, top-4, one thread, median):
-flat search 0.02 ms at 1k entries, 0.2 ms at 10k, 5.3-6 ms at 100k, numpy and faiss alike
-(memory-bound; faiss has steadier tails as it never spawns BLAS threads); faiss HNSW (M=32) 0.13 ms
-at 10k and 0.4 ms at 100k, built in 90 s at 100k; hnswlib 0.17 / 0.51 ms, 133 s.
+Measured on the 2-core development machine (384-d unit vectors, top-1, one thread, median):
+``SemanticIndex`` flat search 0.03 ms at 1k entries, 0.25 ms at 10k, 5.2 ms at 100k (numpy and
+faiss flat are alike, memory-bound; faiss is used above 512 entries as it never spawns BLAS
+threads, whose p99 reached 12 ms at 10k); HNSW (faiss, M=32) 0.67 ms at 100k, built in 39 s on a
+background thread. hnswlib measured 0.17 / 0.51 ms at 10k / 100k, 133 s to build, and ships as
+a source distribution only, so it is not used.
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@ A *hit* is a pair the cache would serve: cosine ≥ threshold (and, with the gua
 reason). Precision is the share of hits that are right; recall the share of right pairs that
 hit. :func:`calibrate` picks the lowest threshold whose precision meets the target **at that
 threshold and at every higher one that still hits** (precision is not monotonic in the threshold;
-this keeps a lucky dip from being chosen), and reports a two-sided 95% Wilson score interval on
-the false-hit rate (1 - precision) there. The Wilson interval stays inside [0, 1] and is sensible
-at zero false hits, where the normal approximation claims certainty.
+this keeps a lucky dip from being chosen), never below 0.5, and reports a two-sided 95% Wilson
+score interval on the false-hit rate (1 - precision) there. The Wilson interval stays inside
+[0, 1] and is sensible at zero false hits, where the normal approximation claims certainty.
 
 Pair files: ``.json`` (a list of ``{"origin", "similar"}`` paraphrases — positives only — or of
 ``{"a", "b", "label"}``), ``.jsonl`` of either, or ``.csv`` / ``.tsv`` with columns
@@ -203,8 +203,14 @@ def calibrate(
     target_precision: float = 0.99,
     guard: bool = True,
     step: float = 0.005,
+    floor: float = 0.5,
 ) -> Calibration:
-    """Pick the lowest threshold meeting ``target_precision`` at and above it (see module doc)."""
+    """Pick the lowest threshold meeting ``target_precision`` at and above it (see module doc).
+
+    Never below ``floor``: with the guard on, unrelated pairs are mostly rejected anyway, so a
+    labelled set may "allow" a threshold near 0 that real traffic, full of unrelated neighbours
+    the set never sampled, would punish.
+    """
     if not 0.0 < target_precision <= 1.0:
         raise ValueError("target precision must be in (0, 1]")
     grid = _grid(step)
@@ -213,6 +219,8 @@ def calibrate(
     for point in reversed(points):  # from strict to loose; stop at the first violation
         if point.precision is None:
             continue
+        if point.threshold < floor:
+            break
         if point.precision < target_precision:
             break
         chosen = point
