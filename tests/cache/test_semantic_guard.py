@@ -1,0 +1,124 @@
+"""The near-miss guard: each kind of near-miss is rejected with its reason; paraphrases pass."""
+
+from __future__ import annotations
+
+import pytest
+
+from thrifty.cache.semantic.guard import REASONS, Guard, Verdict
+
+guard = Guard()
+
+NEAR_MISSES = [
+    # numbers, written numbers, decimals, versions, units
+    ("Convert 5 km to miles", "Convert 6 km to miles", "number"),
+    ("List five prime numbers", "List seven prime numbers", "number"),
+    ("List twenty-five prime numbers", "List 26 prime numbers", "number"),
+    ("Can I use pandas with Python 3.11?", "Can I use pandas with Python 3.12?", "number"),
+    ("How many calories are in 2 eggs?", "How many calories are in eggs?", "number"),
+    ("What is 15% of 200?", "What is 15% of 300?", "number"),
+    ("Convert 5 km to miles", "Convert 5 kg to miles", "unit"),
+    ("How long is 10 minutes in seconds?", "How long is 10 hours in seconds?", "unit"),
+    # negation and polarity
+    ("Can I use pandas with Python 3.11?", "Can't I use pandas with Python 3.11?", "negation"),
+    ("Is this function thread-safe?", "Is this function not thread-safe?", "negation"),
+    ("A cake recipe with eggs", "A cake recipe without eggs", "negation"),
+    ("How do I turn on dark mode?", "How do I turn off dark mode?", "polarity"),
+    ("How do I turn the lights on?", "How do I switch the lights off?", "polarity"),
+    ("How do I enable two-factor login?", "How do I disable two-factor login?", "polarity"),
+    ("How do I increase the heap size?", "How do I decrease the heap size?", "polarity"),
+    ("Should I stretch before running?", "Should I stretch after running?", "polarity"),
+    ("Include tests in the coverage report", "Exclude tests from the coverage report", "polarity"),
+    ("Allow inbound traffic on the firewall", "Deny inbound traffic on the firewall", "polarity"),
+    ("How do I read a file line by line?", "How do I write a file line by line?", "polarity"),
+    ("How do I log in to the dashboard?", "How do I log out of the dashboard?", "polarity"),
+    # entities, quoted strings, identifiers, direction
+    ("What is the capital of France?", "What is the capital of Spain?", "entity"),
+    ("Who founded Microsoft?", "Who founded Apple?", "entity"),
+    ("Best hotels in Paris", "Best hotels in Paris, Texas", "entity"),
+    ('Translate "good morning" to German', 'Translate "good night" to German', "quoted"),
+    ("What does `df.dropna()` do?", "What does `df.fillna()` do?", "quoted"),
+    ("What does df.dropna() return?", "What does df.fillna() return?", "identifier"),
+    (
+        "Why does my_function raise KeyError?",
+        "Why does other_function raise KeyError?",
+        "identifier",
+    ),
+    ("What does the --force flag do?", "What does the --quiet flag do?", "identifier"),
+    ("Convert JSON to CSV in Python", "Convert CSV to JSON in Python", "order"),
+    ("Is Python faster than Go?", "Is Go faster than Python?", "order"),
+]
+
+PARAPHRASES = [
+    ("How do I turn on dark mode?", "How can I enable dark mode?"),
+    ("How do I turn the lights off?", "How do I switch off the lights?"),
+    ("What is the capital of France?", "Tell me the capital city of France."),
+    ("Summarize this in 3 sentences", "Summarise this in three sentences"),
+    ("List twenty-five prime numbers", "Give me 25 prime numbers"),
+    ("Which one is better, A or B?", "Which is better: A or B?"),
+    ("Is the parameter optional?", "Is the parameter not mandatory?"),
+    ("What is 1,000 times 2?", "What is 1000 times 2?"),
+    ("How much is $5 in euros?", "How much is 5 dollars in euros?"),
+    ("Convert 5 km to miles", "Convert five kilometres into miles"),
+    ("What does `df.dropna()` do?", "What does the df.dropna() method do?"),
+    ("How can I reset my password?", "What are the steps to reset my password?"),
+    (
+        "Yes, you can use `interleave_datasets()` to combine datasets.",
+        "You can combine datasets with the `interleave_datasets()` function.",
+    ),
+    (
+        "The `filter` method selects records from a table.",
+        "The `filter` method retrieves records from a table.",
+    ),
+    (
+        "I don't understand recursion, can you explain it?",
+        "Can you explain recursion? I do not understand it.",
+    ),
+]
+
+
+@pytest.mark.parametrize(("query", "cached", "reason"), NEAR_MISSES)
+def test_rejects_each_kind_of_near_miss(query: str, cached: str, reason: str) -> None:
+    verdict = guard.check(query, cached)
+    assert not verdict and verdict.reason == reason, verdict
+    assert verdict.detail
+    # symmetric: swapping the sides rejects for the same reason
+    assert guard.check(cached, query).reason == reason
+
+
+@pytest.mark.parametrize(("query", "cached"), PARAPHRASES)
+def test_accepts_true_paraphrases(query: str, cached: str) -> None:
+    assert guard.check(query, cached) == Verdict(True)
+    assert guard.check(cached, query)
+
+
+def test_identical_texts_pass() -> None:
+    text = "Turn off the 3 lights in the Kitchen, not the `hall_lights`."
+    assert guard.check(text, text)
+
+
+def test_every_reason_is_exercised() -> None:
+    assert {reason for _, _, reason in NEAR_MISSES} == set(REASONS)
+
+
+def test_checks_can_be_limited() -> None:
+    only_numbers = Guard(checks=["number"])
+    assert only_numbers.check("How do I turn on dark mode?", "How do I turn off dark mode?")
+    assert not only_numbers.check("5 apples", "6 apples")
+
+
+def test_negation_with_an_antonym_is_two_flips() -> None:
+    assert guard.check("Is the field required?", "Is the field not optional?")
+    assert not Guard(checks=["negation"]).check("Is it required?", "Is it not optional?")
+
+
+def test_substitution_mode_lets_an_extra_entity_through() -> None:
+    lenient = Guard(entity_mode="substitution")
+    assert lenient.check("Best hotels in Paris", "Best hotels in Paris, Texas")
+    assert not lenient.check("What is the capital of France?", "What is the capital of Spain?")
+
+
+def test_bad_configuration_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown guard checks"):
+        Guard(checks=["vibes"])
+    with pytest.raises(ValueError):
+        Guard(entity_mode="fuzzy")
