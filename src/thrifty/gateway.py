@@ -70,6 +70,7 @@ class Gateway:
         self.redis: Any = None
         self.cache: TieredCache | None = None
         self.cache_stage: CacheStage | None = None
+        self.semantic: Any = None
         if config.cache.enabled:
             if config.redis.url:
                 import redis.asyncio as aioredis
@@ -78,10 +79,18 @@ class Gateway:
             self.cache = TieredCache(config.cache, config.redis, self.redis)
             flights = SingleFlight(self.redis, config.redis.prefix)
             self.cache_stage = CacheStage(self.cache, flights, config.cache)
-            self.recorders.append(CacheWriter(self.cache_stage))
-            self.enabled_levers = frozenset({"cache"})
+            levers = {"cache"}
+            if config.cache.semantic.enabled or any(r.semantic for r in config.cache.rules):
+                from thrifty.pipeline.semantic import SemanticStage  # the 'semantic' extra
+
+                self.semantic = SemanticStage(
+                    self.cache_stage, self.cache, config.cache, config.redis, self.redis
+                )
+                levers.add("semantic_cache")
+            self.recorders.append(CacheWriter(self.cache_stage, self.semantic))
+            self.enabled_levers = frozenset(levers)
         self.chat_pipeline = build_chat_pipeline(
-            self.registry, self.costing, self.recorders, res, self.cache_stage
+            self.registry, self.costing, self.recorders, res, self.cache_stage, self.semantic
         )
         embeddings_cache = (
             EmbeddingsCacheStage(self.cache, CachePolicy(config.cache))
@@ -138,10 +147,14 @@ class Gateway:
         await self.registry.open()
         if self.cache is not None:
             await self.cache.start()
+        if self.semantic is not None:
+            await self.semantic.start()
         self.started = True
 
     async def aclose(self) -> None:
         await self.registry.aclose()
+        if self.semantic is not None:
+            await self.semantic.aclose()
         if self.cache is not None:
             await self.cache.aclose()
         if self.redis is not None:

@@ -13,7 +13,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from thrifty.cli import db, demo, keys, prices, report, serve
+    from thrifty.cli import cache, cache_ops, db, demo, keys, prices, report, serve
 
     app.command()(serve.serve)
     app.command("fake-upstream")(serve.fake_upstream)
@@ -22,6 +22,8 @@ def _register() -> None:
     app.add_typer(db.app, name="db")
     app.add_typer(prices.app, name="prices")
     app.add_typer(report.app, name="report")
+    cache_ops.register(cache.app)
+    app.add_typer(cache.app, name="cache")
 
 
 _register()

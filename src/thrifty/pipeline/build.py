@@ -1,6 +1,7 @@
 """The stage order, written in one place. Read this first.
 
-    chat:        cache ─▶ route ─▶ dispatch ─▶ (costing ─▶ record: metrics, ledger, cache write)
+    chat:        cache ─▶ semantic cache ─▶ route ─▶ dispatch
+                 ─▶ (costing ─▶ record: metrics, ledger, cache write)
     embeddings:  cache (per item) ─▶ route ─▶ dispatch ─▶ (costing ─▶ record)
 
 dispatch balances a model's deployments, skips open circuits, retries with backoff and falls
@@ -30,11 +31,14 @@ def build_chat_pipeline(
     recorders: Sequence[Recorder],
     resilience: ResilienceConfig,
     cache: CacheStage | None = None,
+    semantic: Stage | None = None,
 ) -> Pipeline:
     stages: list[Stage] = [
         RouteStage(registry, "chat"),
         DispatchStage(registry, "chat.completions", resilience),
     ]
+    if semantic is not None:
+        stages.insert(0, semantic)
     if cache is not None:
         stages.insert(0, cache)
     return Pipeline(

@@ -111,10 +111,12 @@ class CacheStage:
 
 
 class CacheWriter:
-    """Record-stage sink: store a storable miss, and land the request's single flight."""
+    """Record-stage sink: store a storable miss (and index it for the semantic cache), and
+    land the request's single flight."""
 
-    def __init__(self, stage: CacheStage) -> None:
+    def __init__(self, stage: CacheStage, semantic: Any = None) -> None:
         self.stage = stage
+        self.semantic = semantic
 
     def record(self, ctx: RequestContext) -> None:
         key = ctx.cache_key
@@ -131,6 +133,8 @@ class CacheWriter:
                     "tags": ctx.tags,
                 }
                 self.stage.cache.put(key, value, ctx.cache_ttl_s, meta)
+                if self.semantic is not None:
+                    self.semantic.remember(ctx, key)
         if ctx.cache_leader:
             self.stage.flights.land(key, value)
 

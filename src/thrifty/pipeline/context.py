@@ -69,6 +69,8 @@ class RequestContext:
     stream_meta: dict[str, Any] | None = None
     stream_unstorable: bool = False
     embed_plan: dict[str, Any] | None = None
+    semantic: Any = None
+    """(partition, vector, text) of a semantic-cache lookup, for indexing the answer."""
     usage_parsed: Any = None
     """The canonical ``pricing.Usage`` of ``usage``, set by the costing step."""
     cache_hit_tokens: int = 0

@@ -24,7 +24,7 @@ from thrifty.server.http import (
 )
 from thrifty.wire.openai import parse_chat_request, parse_embeddings_request
 
-CACHE_DIRECTIVES = frozenset({"no-cache", "no-store", "off"})
+CACHE_DIRECTIVES = frozenset({"no-cache", "no-store", "no-semantic", "off"})
 _DONE_FRAME = b"data: [DONE]\n\n"
 
 
@@ -57,7 +57,8 @@ def request_options(headers: dict[str, str]) -> tuple[dict[str, str], str, str |
         cache = cache.strip().lower()
         if cache not in CACHE_DIRECTIVES:
             raise InvalidRequestError(
-                f"Invalid x-thrifty-cache {cache!r}; expected no-cache, no-store or off.",
+                f"Invalid x-thrifty-cache {cache!r}; "
+                "expected no-cache, no-store, no-semantic or off.",
                 param="x-thrifty-cache",
             )
     return tags, priority, cache

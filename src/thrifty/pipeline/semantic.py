@@ -1,0 +1,194 @@
+"""Semantic cache stage (opt-in): answer a paraphrase of a question already answered.
+
+Only after an exact miss, and only among entries with the same scope (tenant by default), the
+same model, the same context (a hash of the system prompt and every earlier turn) and the same
+output-affecting parameters — together they name the index partition. The last user turn is
+embedded (MiniLM, one worker thread); a hit needs cosine ≥ the threshold **and** the guard's
+second check (numbers, negation, polarity, entities, quoted strings, identifiers), because
+embeddings cannot separate "turn on" from "turn off". A client refuses semantic hits with
+``x-thrifty-cache: no-semantic``; a route with ``semantic: false``.
+
+In scale-out mode each replica's index follows the others through Redis: every addition is
+published and kept in a Redis hash that a starting replica loads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from thrifty.cache.entry import CacheEntry
+from thrifty.cache.keys import DENY, digest, scope_of
+from thrifty.cache.semantic.guard import Guard
+from thrifty.cache.semantic.index import SemanticIndex
+from thrifty.cache.tiered import TieredCache
+from thrifty.config import CacheConfig, RedisConfig
+from thrifty.pipeline.cache import CachePolicy, CacheStage
+from thrifty.pipeline.context import RequestContext
+from thrifty.pipeline.outcome import Outcome
+
+log = logging.getLogger("thrifty.cache")
+
+
+def last_user_text(body: dict[str, Any]) -> str | None:
+    messages = body.get("messages") or []
+    if not messages or messages[-1].get("role") != "user":
+        return None
+    content = messages[-1].get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(p.get("type") == "text" for p in content):
+        return "".join(p.get("text", "") for p in content)
+    return None  # images and other parts: never matched semantically
+
+
+def partition(ctx: RequestContext, scope: str) -> str:
+    body = ctx.body
+    params = {k: v for k, v in body.items() if k not in DENY and k not in ("messages", "model")}
+    context = digest((body.get("messages") or [])[:-1])
+    return f"{scope}|{ctx.requested_model}|{context}|{digest(params)}"
+
+
+class SemanticStage:
+    name = "semantic_cache"
+
+    def __init__(
+        self,
+        exact: CacheStage,
+        cache: TieredCache,
+        config: CacheConfig,
+        redis_config: RedisConfig,
+        redis: Any = None,
+    ) -> None:
+        self.exact = exact
+        self.cache = cache
+        self.config = config
+        self.policy = CachePolicy(config)
+        self.guard = Guard()
+        self.index = SemanticIndex(max_entries_per_scope=config.semantic.max_entries_per_scope)
+        self._redis = redis
+        self._hash = f"{redis_config.prefix}:semantic:entries"
+        self._channel = f"{redis_config.prefix}:semantic:add"
+        self._path = Path(config.disk_path) / "semantic" if config.disk_path else None
+        self._listener: asyncio.Task[None] | None = None
+        self._embedder: Any = None
+
+    def enabled_for(self, ctx: RequestContext) -> bool:
+        on = self.config.semantic.enabled
+        use_case = ctx.tags.get("use_case")
+        for rule in self.config.rules:
+            if (rule.model and rule.model != ctx.requested_model) or (
+                rule.use_case and rule.use_case != use_case
+            ):
+                continue
+            if rule.semantic is not None:
+                on = rule.semantic
+        return on and ctx.cache_directive not in ("no-semantic", "no-cache", "off")
+
+    async def start(self) -> None:
+        from thrifty.cache.embedder import get_embedder
+
+        self._embedder = get_embedder()
+        await asyncio.to_thread(self._embedder.load)
+        if self._redis is not None:
+            await self._bootstrap()
+            self._listener = asyncio.create_task(self._listen(), name="thrifty-semantic-sync")
+        elif self._path is not None and self._path.exists():
+            n = await asyncio.to_thread(self.index.load, self._path)
+            log.info("semantic index: %d entries loaded from %s", n, self._path)
+
+    async def aclose(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listener
+        if self._redis is None and self._path is not None and len(self.index):
+            await asyncio.to_thread(self.index.save, self._path)
+
+    async def run(self, ctx: RequestContext) -> Outcome | None:
+        if ctx.cache_status != "miss" or not self.enabled_for(ctx):
+            return None
+        text = last_user_text(ctx.body)
+        if not text or not text.strip():
+            return None
+        _, _, scope = self.policy.resolve(ctx)
+        part = partition(ctx, scope_of(ctx.principal, scope))
+        vector = (await self._embedder.aembed([text]))[0]
+        ctx.semantic = (part, vector, text)
+        if not self.index.size(part):
+            return None
+        threshold = self.config.semantic.threshold
+        for hit in self.index.search(part, vector, k=3, min_score=threshold):
+            if self.config.semantic.guard:
+                verdict = self.guard.check(text, hit.meta.get("text", ""))
+                if not verdict.ok:
+                    ctx.flags.append(f"semantic_rejected:{verdict.reason}")
+                    continue
+            found = await self.cache.get(hit.key)
+            if found is None:
+                self.index.remove(part, hit.key)  # the entry expired or was invalidated
+                continue
+            outcome = self.exact.answer(ctx, CacheEntry.decode(found[0]), "semantic")
+            ctx.cache_status = "semantic"
+            ctx.cache_similarity = round(float(hit.score), 6)
+            return outcome
+        return None
+
+    def remember(self, ctx: RequestContext, key: str) -> None:
+        """Index a freshly stored answer (called by the cache writer)."""
+        if ctx.semantic is None:
+            return
+        part, vector, text = ctx.semantic
+        self.index.add(part, key, vector, {"text": text})
+        if self._redis is not None:
+            record = orjson.dumps(
+                {
+                    "part": part,
+                    "key": key,
+                    "text": text,
+                    "v": base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode(),
+                }
+            )
+            task = asyncio.get_running_loop().create_task(self._share(key, record))
+            task.add_done_callback(lambda t: t.exception())
+
+    async def _share(self, key: str, record: bytes) -> None:
+        async with asyncio.timeout(1.0):
+            await self._redis.hset(self._hash, key, record)
+            await self._redis.publish(self._channel, record)
+
+    def _add_record(self, raw: bytes) -> None:
+        d = orjson.loads(raw)
+        vector = np.frombuffer(base64.b64decode(d["v"]), dtype="<f4")
+        self.index.add(d["part"], d["key"], vector, {"text": d["text"]})
+
+    async def _bootstrap(self) -> None:
+        try:
+            async with asyncio.timeout(5.0):
+                records = await self._redis.hvals(self._hash)
+        except Exception as exc:
+            log.warning("semantic index: could not load from Redis (%s)", exc)
+            return
+        for raw in records:
+            self._add_record(raw)
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                pubsub = self._redis.pubsub()
+                await pubsub.subscribe(self._channel)
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        self._add_record(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("semantic index sync lost Redis (%s); retrying", exc)
+                await asyncio.sleep(1.0)

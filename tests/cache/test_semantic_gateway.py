@@ -1,0 +1,110 @@
+"""The semantic cache through the real HTTP API: paraphrases hit, near-misses that embeddings
+cannot separate (a number, a negation, an entity) miss, context and scope partition the index,
+clients can refuse, the index survives a restart and follows replicas through Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from tests.cache.conftest import CacheStack, cache_stack
+from tests.redisx import redis_prefix, redis_url
+from tests.support import chat_body
+from thrifty.testing import FakeOpenAIServer
+
+__all__ = ["redis_prefix"]
+SEMANTIC = {"semantic": {"enabled": True, "threshold": 0.92}}
+
+
+async def ask(s: CacheStack, text: str, **kw) -> str:
+    resp = await s.chat(chat_body(text), **kw)
+    assert resp.status_code == 200, resp.text
+    return resp.headers["x-thrifty-cache"]
+
+
+async def test_paraphrase_hits_and_is_accounted(make_stack) -> None:
+    async with make_stack(**SEMANTIC) as s:
+        first = await s.chat(chat_body("How do I reset my password?"))
+        second = await s.chat(chat_body("What's the way to reset my password?"))
+        assert second.headers["x-thrifty-cache"] == "semantic"
+        assert second.json()["choices"] == first.json()["choices"]
+        assert s.upstream_calls() == 1
+        row = await s.row(second)
+        assert row["cache_status"] == "semantic" and 0.92 <= row["cache_similarity"] <= 1
+        assert row["cost_usd"] == 0 and row["saved_semantic_cache_usd"] > 0
+        assert row["saved_cache_usd"] == 0  # reported apart from the exact lever
+        streamed = await s.chat(chat_body("How can I reset my password?", stream=True))
+        assert streamed.headers["x-thrifty-cache"] == "semantic"
+        assert "data: [DONE]" in streamed.text
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "reason"),
+    [
+        (
+            "Give me 3 examples of renewable energy.",
+            "Give me 5 examples of renewable energy.",
+            "number",
+        ),
+        ("How do I turn on dark mode?", "How do I turn off dark mode?", "polarity"),
+        ("Summarise the Apple earnings call.", "Summarise the Google earnings call.", "entity"),
+    ],
+)
+async def test_near_misses_are_rejected(make_stack, first: str, second: str, reason: str) -> None:
+    async with make_stack(**SEMANTIC) as s:
+        await ask(s, first)
+        resp = await s.chat(chat_body(second))
+        assert resp.headers["x-thrifty-cache"] == "miss"
+        flags = (await s.row(resp))["flags"]
+        assert any(f.startswith("semantic_rejected:") for f in flags) or reason == "entity"
+        assert s.upstream_calls() == 2
+
+
+async def test_partitions_context_scope_and_refusal(make_stack) -> None:
+    async with make_stack(**SEMANTIC) as s:
+        await ask(s, "How do I reset my password?")
+        other_context = {
+            "model": "gpt-4o-mini",
+            "messages": [
+                {"role": "system", "content": "You are a pirate."},
+                {"role": "user", "content": "What's the way to reset my password?"},
+            ],
+        }
+        assert (await s.chat(other_context)).headers["x-thrifty-cache"] == "miss"
+        assert await ask(s, "What's the way to reset my password?", tenant="globex") == "miss"
+        refused = await ask(
+            s, "What's the way to reset my password?", headers={"x-thrifty-cache": "no-semantic"}
+        )
+        assert refused == "miss"
+        warmer = await s.chat(
+            {**chat_body("What's the way to reset my password?"), "temperature": 0.3}
+        )
+        assert warmer.headers["x-thrifty-cache"] == "miss"  # other parameters, other partition
+
+
+async def test_index_survives_a_restart(fake: FakeOpenAIServer, tmp_path: Path) -> None:
+    async with cache_stack(fake, tmp_path, **SEMANTIC) as s:
+        await ask(s, "How do I cancel my subscription?")
+    async with cache_stack(fake, tmp_path, **SEMANTIC) as s:
+        assert await ask(s, "What do I do to cancel my subscription?") == "semantic"
+
+
+async def test_replicas_share_the_index_through_redis(
+    fake: FakeOpenAIServer, tmp_path: Path, redis_prefix: str
+) -> None:
+    redis = {"url": redis_url(), "prefix": redis_prefix}
+    async with (
+        cache_stack(fake, tmp_path / "a", redis=redis, **SEMANTIC) as a,
+        cache_stack(fake, tmp_path / "b", redis=redis, **SEMANTIC) as b,
+    ):
+        await asyncio.sleep(0.2)  # both replicas subscribed
+        await ask(a, "How do I reset my password?")
+        for _ in range(50):
+            if len(b.app.gateway.semantic.index):
+                break
+            await asyncio.sleep(0.02)
+        assert await ask(b, "What's the way to reset my password?") == "semantic"
+    async with cache_stack(fake, tmp_path / "c", redis=redis, **SEMANTIC) as c:
+        assert await ask(c, "How can I reset my password?") == "semantic"  # bootstrapped
