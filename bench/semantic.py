@@ -1,0 +1,140 @@
+"""Semantic cache: lookup latency (embedding + search) at 10k and 100k entries, and precision /
+recall on the GPTCache paraphrase set with constructed hard negatives, at the shipped threshold
+and side by side with cosine alone. Prints tables; never passes or fails.
+
+    .venv/bin/python bench/semantic.py [--sizes 10000 100000] [--queries 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from thrifty.cache.embedder import get_embedder
+from thrifty.cache.semantic.calibrate import curve, score_pairs
+from thrifty.cache.semantic.devset import build_devset
+from thrifty.cache.semantic.guard import Guard
+from thrifty.cache.semantic.index import SemanticIndex
+from thrifty.config import SemanticCacheConfig
+
+DATA = Path(__file__).resolve().parents[2] / "shared/data/semantic/gptcache_paraphrases.json"
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def load_pairs() -> list[tuple[str, str]]:
+    raw = json.loads(DATA.read_text())
+    items = raw if isinstance(raw, list) else raw.get("pairs", [])
+    return [(d["origin"], d["similar"]) for d in items if d.get("origin") and d.get("similar")]
+
+
+def latency(sizes: list[int], queries: int) -> list[tuple[int, float, float, float, float]]:
+    embedder = get_embedder()
+    embedder.load()
+    rng = np.random.default_rng(0)
+    texts = [f"How do I configure feature number {i} in the admin console?" for i in range(queries)]
+    rows = []
+    for size in sizes:
+        index = SemanticIndex(background=False)
+        vectors = rng.standard_normal((size, 384)).astype("float32")
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        for i in range(size):
+            index.add("scope", f"k{i}", vectors[i], {"text": ""})
+        embed_ms, search_ms, total_ms = [], [], []
+        for text in texts:
+            t0 = time.perf_counter()
+            v = embedder.embed([text])[0]
+            t1 = time.perf_counter()
+            index.search("scope", v, k=3)
+            t2 = time.perf_counter()
+            embed_ms.append((t1 - t0) * 1000)
+            search_ms.append((t2 - t1) * 1000)
+            total_ms.append((t2 - t0) * 1000)
+        rows.append(
+            (
+                size,
+                statistics.median(embed_ms),
+                statistics.median(search_ms),
+                statistics.median(total_ms),
+                pct(total_ms, 0.99),
+            )
+        )
+    return rows
+
+
+def quality(threshold: float) -> None:
+    embedder = get_embedder()
+    pairs = load_pairs()
+    devset = build_devset(pairs, embed=None, seed=0)
+    scores = score_pairs(devset, embedder.embed, Guard())
+    print(
+        f"\nPrecision / recall on {DATA.name}: {sum(p.label for p in devset)} paraphrase pairs, "
+        f"{sum(not p.label for p in devset)} negatives (random + constructed near-misses)\n"
+    )
+    print("| threshold | cosine only P | cosine only R | cosine + guard P | cosine + guard R |")
+    print("|---:|---:|---:|---:|---:|")
+    for t in (0.80, 0.85, 0.90, threshold, 0.95):
+        plain = curve(scores, [t], guard=False)[0]
+        guarded = curve(scores, [t], guard=True)[0]
+        mark = " (shipped)" if t == threshold else ""
+
+        def fmt(x: float | None) -> str:
+            return "—" if x is None else f"{x:.3f}"
+
+        print(
+            f"| {t:.2f}{mark} | {fmt(plain.precision)} | {plain.recall:.3f} | "
+            f"{fmt(guarded.precision)} | {guarded.recall:.3f} |"
+        )
+    easy = [i for i, p in enumerate(devset) if p.label or p.kind == "random"]
+    pos = [i for i in easy if devset[i].label]
+    for t in (0.85, threshold):
+        hits = [i for i in easy if scores.cosine[i] >= t and scores.guard_ok[i]]
+        true = sum(devset[i].label for i in hits)
+        print(
+            f"\nDevelopment set with random negatives only, threshold {t:.2f} + guard: "
+            f"precision {true / max(1, len(hits)):.3f}, recall {true / len(pos):.3f}"
+        )
+    kinds = sorted({p.kind for p in devset if not p.label})
+    print("\nNear-misses let through at the shipped threshold (share of each kind):\n")
+    print("| kind | pairs | cosine only | cosine + guard |")
+    print("|---|---:|---:|---:|")
+    for kind in kinds:
+        idx = [i for i, p in enumerate(devset) if p.kind == kind]
+        over = [i for i in idx if scores.cosine[i] >= threshold]
+        passed = [i for i in over if scores.guard_ok[i]]
+        print(
+            f"| {kind} | {len(idx)} | {len(over) / len(idx):.3f} | {len(passed) / len(idx):.3f} |"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--queries", type=int, default=300)
+    args = parser.parse_args()
+    threshold = SemanticCacheConfig().threshold
+    rows = latency(args.sizes, args.queries)
+    print(
+        f"\nSemantic lookup latency, one CPU thread, {args.queries} queries "
+        "(embedding + top-3 search)\n"
+    )
+    print("| entries in the scope | embed p50 ms | search p50 ms | lookup p50 ms | lookup p99 ms |")
+    print("|---:|---:|---:|---:|---:|")
+    for size, e, s, t, t99 in rows:
+        print(f"| {size:,} | {e:.2f} | {s:.2f} | {t:.2f} | {t99:.2f} |")
+    quality(threshold)
+
+
+if __name__ == "__main__":
+    main()
