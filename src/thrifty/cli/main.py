@@ -13,7 +13,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from thrifty.cli import cache, cache_ops, db, demo, keys, prices, report, serve
+    from thrifty.cli import cache, cache_ops, db, demo, keys, prices, report, router, serve
 
     app.command()(serve.serve)
     app.command("fake-upstream")(serve.fake_upstream)
@@ -24,6 +24,7 @@ def _register() -> None:
     app.add_typer(report.app, name="report")
     cache_ops.register(cache.app)
     app.add_typer(cache.app, name="cache")
+    app.add_typer(router.app, name="router")
 
 
 _register()

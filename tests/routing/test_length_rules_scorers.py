@@ -1,0 +1,156 @@
+"""The ``length`` and ``rules`` scorers: signals, rule matching, the seed example, dev-data APGR."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from thrifty.errors import ConfigError
+from thrifty.routing import metrics
+from thrifty.routing.length import LengthScorer, LengthWeights
+from thrifty.routing.rules import SEED_KEYWORD_RULES, RulesScorer
+from thrifty.routing.scorers import RequestMeta, Scorer, make_scorer, text_body
+
+DEV_DATA = Path("/work/shared/data/routing/mmlu_gpt4_vs_mixtral.csv")
+
+
+def _chat(*turns: str, tools: int = 0) -> dict:
+    roles = ["user", "assistant"]
+    body: dict = {
+        "model": "auto",
+        "messages": [{"role": roles[i % 2], "content": t} for i, t in enumerate(turns)],
+    }
+    if tools:
+        body["tools"] = [
+            {"type": "function", "function": {"name": f"f{i}", "parameters": {}}}
+            for i in range(tools)
+        ]
+    return body
+
+
+@pytest.fixture(scope="module")
+def dev_rows() -> list[dict[str, str]]:
+    if not DEV_DATA.is_file():
+        pytest.skip("development data not on this machine")
+    with DEV_DATA.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _labels(rows: list[dict[str, str]]) -> tuple[np.ndarray, np.ndarray]:
+    return (
+        np.array([float(r["cheap_correct"]) for r in rows]),
+        np.array([float(r["strong_correct"]) for r in rows]),
+    )
+
+
+def test_length_scorer_meets_the_dev_data_bar(dev_rows: list[dict[str, str]]) -> None:
+    scorer = LengthScorer()
+    scores = [scorer.score_text(r["prompt"]) for r in dev_rows]
+    m = metrics.evaluate(scores, *_labels(dev_rows))
+    assert m.apgr >= 0.58
+    assert m.cpt50 < 0.40
+
+
+def test_seed_keyword_rules_are_no_better_than_a_coin(dev_rows: list[dict[str, str]]) -> None:
+    scorer = RulesScorer.from_config(SEED_KEYWORD_RULES)
+    scores = [scorer.score_text(r["prompt"]) for r in dev_rows]
+    assert metrics.evaluate(scores, *_labels(dev_rows)).apgr == pytest.approx(0.50, abs=0.02)
+
+
+def test_length_grows_with_size_and_structure() -> None:
+    s = LengthScorer()
+    short, long = s.score_text("What is 2+2?"), s.score_text("word " * 400)
+    assert 0 < short < long < 1
+    plain = s.score(_chat("fix this please"))
+    assert s.score(_chat("fix this please ```x = 1``` and ```y = 2```")) > plain
+    assert s.score(_chat("fix this please", tools=3)) > plain
+    assert s.score(_chat("hi", "hello", "fix this please")) > s.score(_chat("fix this please"))
+    w = LengthWeights()
+    huge = s.effective_tokens(_chat("a " * (w.long_context_tokens + 10)))
+    assert huge > w.long_context_tokens + w.long_context
+
+
+def test_length_uses_a_given_token_count_and_matches_score_text() -> None:
+    s = LengthScorer()
+    body = text_body("How many moons does Mars have?")
+    assert s.score_text("How many moons does Mars have?") == s.score(body)
+    assert s.score(body, RequestMeta(prompt_tokens=256)) == pytest.approx(0.5)
+    # malformed or empty bodies score near zero (the chat format's fixed tokens) and never raise
+    assert 0.0 <= s.score({"messages": "not a list"}) < 0.05
+    assert 0.0 <= s.score({}) < 0.05
+
+
+async def test_scorers_satisfy_the_protocol() -> None:
+    for scorer in (LengthScorer(), RulesScorer.from_config(SEED_KEYWORD_RULES)):
+        assert isinstance(scorer, Scorer)
+        body = _chat("Design a cache")
+        assert await scorer.ascore(body) == scorer.score(body)
+
+
+RULES: list[dict[str, Any]] = [
+    {"name": "legal", "tags": ["legal"], "tier": "large"},
+    {"name": "acme-vip", "tenants": ["acme"], "user_tiers": ["premium"], "model": "gpt-4o"},
+    {"name": "stack", "patterns": [r"traceback \(most recent", r"\bsegfault\b"], "tier": "medium"},
+    {"name": "history", "patterns": ["ORIGINAL-TICKET"], "scope": "conversation", "score": 0.9},
+]
+
+
+def test_rules_match_patterns_tags_tenants_and_tiers() -> None:
+    r = RulesScorer.from_config(RULES)
+    plain = _chat("hello")
+    assert r.decide(plain).rule is None
+    assert r.decide(plain).tier == "small"
+    assert r.score(plain) == 0.0
+    tagged = r.decide(plain, RequestMeta(tags=("Legal",)))
+    assert (tagged.rule, tagged.tier, tagged.score) == ("legal", "large", 1.0)
+    vip = r.decide(plain, RequestMeta(tenant="acme", user_tier="Premium"))
+    assert (vip.rule, vip.model, vip.tier) == ("acme-vip", "gpt-4o", "large")
+    assert r.decide(plain, RequestMeta(tenant="acme", user_tier="basic")).rule is None
+    assert r.decide(plain, RequestMeta(tenant="other", user_tier="premium")).rule is None
+    crash = r.decide(_chat("got a SEGFAULT again"))
+    assert (crash.rule, crash.score) == ("stack", 0.5)
+    # patterns look at the last user message unless the scope is the conversation
+    earlier = _chat("see TRACEBACK (most recent call last)", "ok", "thanks")
+    assert r.decide(earlier).rule is None
+    assert r.decide(_chat("original-ticket 12", "ok", "thanks")).rule == "history"
+    # the first matching rule wins
+    both = r.decide(_chat("segfault"), RequestMeta(tags=("legal",)))
+    assert both.rule == "legal"
+
+
+def test_seed_example_classes() -> None:
+    r = RulesScorer.from_config(SEED_KEYWORD_RULES)
+    assert r.decide(text_body("What is Amazon S3?")).tier == "small"
+    assert r.decide(text_body("Explain the differences between EC2 and Lambda")).tier == "medium"
+    design = "Design a serverless architecture for a high-traffic e-commerce site"
+    assert r.decide(text_body(design)).tier == "large"
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ({"name": "x", "patterns": ["(unclosed"], "tier": "large"}, "does not compile"),
+        ({"name": "x", "tags": ["a"]}, "needs a tier"),
+        ({"name": "x", "tier": "huge"}, "unknown tier"),
+        ({"name": "x", "tier": "large", "model": "m"}, "not both"),
+        ({"name": "x", "tier": "large", "colour": "red"}, "colour"),
+    ],
+)
+def test_bad_rules_are_config_errors(rule: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        RulesScorer.from_config([rule])
+
+
+def test_make_scorer_specs(tmp_path: Path) -> None:
+    assert make_scorer("length").name == "length"
+    assert make_scorer("rules").name == "rules"
+    custom = make_scorer("rules", rules=[{"name": "all", "patterns": ["."], "tier": "medium"}])
+    assert custom.score_text("x") == 0.5
+    with pytest.raises(ConfigError, match="unknown scorer"):
+        make_scorer("vibes")
+    with pytest.raises(ConfigError, match="not found"):
+        make_scorer(f"learned:{tmp_path / 'missing.npz'}")
