@@ -18,6 +18,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from thrifty.budgets.config import BudgetsConfig
 from thrifty.errors import ConfigError
 
 ProviderKind = Literal[
@@ -253,6 +254,7 @@ class Config(_Frozen):
     keys: KeysConfig = Field(default_factory=KeysConfig)
     resilience: ResilienceConfig = Field(default_factory=ResilienceConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
+    budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
     redis: RedisConfig = Field(default_factory=RedisConfig)
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     pricing: PricingConfig = Field(default_factory=PricingConfig)

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from thrifty.budgets.manager import BudgetManager
 from thrifty.cache.coalesce import SingleFlight
 from thrifty.cache.tiered import TieredCache
 from thrifty.config import Config
@@ -31,6 +32,7 @@ from thrifty.ledger.recorder import LedgerRecorder
 from thrifty.ledger.reports import ReportRow
 from thrifty.ledger.writer import LedgerWriter
 from thrifty.metrics import Metrics
+from thrifty.pipeline.budget import BudgetSettler, BudgetStage
 from thrifty.pipeline.build import build_chat_pipeline, build_embeddings_pipeline
 from thrifty.pipeline.cache import CachePolicy, CacheStage, CacheWriter
 from thrifty.pipeline.context import RequestContext, new_request_id
@@ -89,8 +91,27 @@ class Gateway:
                 levers.add("semantic_cache")
             self.recorders.append(CacheWriter(self.cache_stage, self.semantic))
             self.enabled_levers = frozenset(levers)
+        self.budgets = BudgetManager(config.budgets, config.redis)
+        self.budget_stage: BudgetStage | None = None
+        self.budget_settler: BudgetSettler | None = None
+        if config.budgets.enabled:
+            self.budget_stage = BudgetStage(
+                self.budgets.backend,
+                self.budgets.index,
+                self.calculator,
+                self.registry,
+                config.budgets.reservation_ttl_s,
+            )
+            self.budget_settler = BudgetSettler(self.budgets.backend)
+            self.recorders.append(self.budget_settler)
         self.chat_pipeline = build_chat_pipeline(
-            self.registry, self.costing, self.recorders, res, self.cache_stage, self.semantic
+            self.registry,
+            self.costing,
+            self.recorders,
+            res,
+            self.cache_stage,
+            self.semantic,
+            self.budget_stage,
         )
         embeddings_cache = (
             EmbeddingsCacheStage(self.cache, CachePolicy(config.cache))
@@ -98,7 +119,7 @@ class Gateway:
             else None
         )
         self.embeddings_pipeline = build_embeddings_pipeline(
-            self.registry, self.costing, self.recorders, res, embeddings_cache
+            self.registry, self.costing, self.recorders, res, embeddings_cache, self.budget_stage
         )
         self.ledger: LedgerWriter | None = None
 
@@ -145,14 +166,27 @@ class Gateway:
             )
         self._auth = Authenticator(self._keys, self.config.server, self.config.keys.cache_ttl_s)
         await self.registry.open()
+        await self.budgets.start()
+        self.refresh_budgets()
         if self.cache is not None:
             await self.cache.start()
         if self.semantic is not None:
             await self.semantic.start()
         self.started = True
 
+    def refresh_budgets(self) -> None:
+        """Point the budget stage at the current backend and specs (after a change)."""
+        self.budgets.rebuild()
+        if self.budget_stage is not None and self.budget_settler is not None:
+            self.budget_stage.backend = self.budgets.backend
+            self.budget_stage.index = self.budgets.index
+            self.budget_settler.backend = self.budgets.backend
+
     async def aclose(self) -> None:
         await self.registry.aclose()
+        if self.budget_settler is not None:
+            await self.budget_settler.flush()
+        await self.budgets.aclose()
         if self.semantic is not None:
             await self.semantic.aclose()
         if self.cache is not None:

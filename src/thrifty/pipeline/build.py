@@ -1,8 +1,8 @@
 """The stage order, written in one place. Read this first.
 
-    chat:        cache ─▶ semantic cache ─▶ route ─▶ dispatch
-                 ─▶ (costing ─▶ record: metrics, ledger, cache write)
-    embeddings:  cache (per item) ─▶ route ─▶ dispatch ─▶ (costing ─▶ record)
+    chat:        cache ─▶ semantic cache ─▶ route ─▶ budget ─▶ dispatch
+                 ─▶ (costing ─▶ record: metrics, ledger, cache write, budget settle)
+    embeddings:  cache (per item) ─▶ route ─▶ budget ─▶ dispatch ─▶ (costing ─▶ record)
 
 dispatch balances a model's deployments, skips open circuits, retries with backoff and falls
 back to other deployments and models (``pipeline/dispatch.py``).
@@ -32,11 +32,12 @@ def build_chat_pipeline(
     resilience: ResilienceConfig,
     cache: CacheStage | None = None,
     semantic: Stage | None = None,
+    budget: Stage | None = None,
 ) -> Pipeline:
-    stages: list[Stage] = [
-        RouteStage(registry, "chat"),
-        DispatchStage(registry, "chat.completions", resilience),
-    ]
+    stages: list[Stage] = [RouteStage(registry, "chat")]
+    if budget is not None:
+        stages.append(budget)
+    stages.append(DispatchStage(registry, "chat.completions", resilience))
     if semantic is not None:
         stages.insert(0, semantic)
     if cache is not None:
@@ -54,11 +55,12 @@ def build_embeddings_pipeline(
     recorders: Sequence[Recorder],
     resilience: ResilienceConfig,
     cache: EmbeddingsCacheStage | None = None,
+    budget: Stage | None = None,
 ) -> Pipeline:
-    stages: list[Stage] = [
-        RouteStage(registry, "embedding"),
-        DispatchStage(registry, "embeddings", resilience),
-    ]
+    stages: list[Stage] = [RouteStage(registry, "embedding")]
+    if budget is not None:
+        stages.append(budget)
+    stages.append(DispatchStage(registry, "embeddings", resilience))
     if cache is not None:
         stages.insert(0, cache)
     return Pipeline(

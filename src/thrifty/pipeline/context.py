@@ -69,6 +69,11 @@ class RequestContext:
     stream_meta: dict[str, Any] | None = None
     stream_unstorable: bool = False
     embed_plan: dict[str, Any] | None = None
+    budget_reserved: bool = False
+    budget_max_tokens: int | None = None
+    degraded_from: str | None = None
+    requested_entry: ModelEntry | None = None
+    """The model entry the request asked for (``entry`` may change: budget degrade)."""
     semantic: Any = None
     """(partition, vector, text) of a semantic-cache lookup, for indexing the answer."""
     usage_parsed: Any = None

@@ -122,13 +122,18 @@ class Costing:
             ctx.savings[lever] = ctx.cost_usd
             ctx.cost_usd = 0.0
         ctx.baseline_cost_usd = ctx.cost_usd + ctx.saved_usd
-        entry = ctx.entry
+        entry = ctx.requested_entry
         if entry is not None and dep is not None and dep.public_model != entry.name:
             # Failed over to another model: the baseline is still the requested model (a
             # failover is not a saving lever, so nothing is added to ``savings``).
             requested = self.price(entry.name, entry.deployments[0].upstream_model)
-            ctx.baseline_cost_usd = (
-                None
-                if requested is None
-                else compute_cost(requested, usage).total_usd + ctx.saved_usd
-            )
+            if requested is None:
+                ctx.baseline_cost_usd = None
+            else:
+                baseline = compute_cost(requested, usage).total_usd
+                if ctx.degraded_from is not None and baseline > ctx.cost_usd:
+                    # A budget policy chose the cheaper model: a routing saving.
+                    ctx.savings["routing"] = baseline - ctx.cost_usd
+                ctx.baseline_cost_usd = baseline + sum(
+                    v for k, v in ctx.savings.items() if k != "routing"
+                )

@@ -16,6 +16,6 @@ class RouteStage:
 
     async def run(self, ctx: RequestContext) -> Outcome | None:
         entry = self._registry.resolve(ctx.requested_model, self._mode)
-        ctx.entry = entry
+        ctx.entry = ctx.requested_entry = entry
         ctx.route_reason = "explicit" if entry.name == ctx.requested_model else "alias"
         return None

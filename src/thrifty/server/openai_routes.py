@@ -87,6 +87,10 @@ def thrifty_headers(
             headers.append((b"x-thrifty-fallback", path.encode("latin-1", "replace")))
     if ctx.served_model:
         headers.append((b"x-thrifty-model", ctx.served_model.encode("latin-1", "replace")))
+    if ctx.budget_max_tokens is not None:
+        headers.append((b"x-thrifty-max-tokens", str(ctx.budget_max_tokens).encode()))
+    if ctx.degraded_from is not None:
+        headers.append((b"x-thrifty-degraded-from", ctx.degraded_from.encode("latin-1", "replace")))
     if stream:
         headers.append((b"x-thrifty-cost-usd", b"pending"))
         headers.append((b"x-thrifty-saved-usd", b"pending"))
