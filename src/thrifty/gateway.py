@@ -32,6 +32,7 @@ from thrifty.ledger.recorder import LedgerRecorder
 from thrifty.ledger.reports import ReportRow
 from thrifty.ledger.writer import LedgerWriter
 from thrifty.metrics import Metrics
+from thrifty.pipeline.admission import AdmissionSettler, AdmissionStage
 from thrifty.pipeline.budget import BudgetSettler, BudgetStage
 from thrifty.pipeline.build import build_chat_pipeline, build_embeddings_pipeline
 from thrifty.pipeline.cache import CachePolicy, CacheStage, CacheWriter
@@ -73,11 +74,11 @@ class Gateway:
         self.cache: TieredCache | None = None
         self.cache_stage: CacheStage | None = None
         self.semantic: Any = None
-        if config.cache.enabled:
-            if config.redis.url:
-                import redis.asyncio as aioredis
+        if config.redis.url:
+            import redis.asyncio as aioredis
 
-                self.redis = aioredis.from_url(config.redis.url)
+            self.redis = aioredis.from_url(config.redis.url)
+        if config.cache.enabled:
             self.cache = TieredCache(config.cache, config.redis, self.redis)
             flights = SingleFlight(self.redis, config.redis.prefix)
             self.cache_stage = CacheStage(self.cache, flights, config.cache)
@@ -104,6 +105,12 @@ class Gateway:
             )
             self.budget_settler = BudgetSettler(self.budgets.backend)
             self.recorders.append(self.budget_settler)
+        self.admission: AdmissionStage | None = None
+        if config.budgets.rate_limits:
+            from thrifty.budgets.ratelimit import InProcessRateLimiter
+
+            self.admission = AdmissionStage(InProcessRateLimiter(), config.budgets.rate_limits)
+            self.recorders.append(AdmissionSettler(self.admission))
         self.chat_pipeline = build_chat_pipeline(
             self.registry,
             self.costing,
@@ -112,6 +119,7 @@ class Gateway:
             self.cache_stage,
             self.semantic,
             self.budget_stage,
+            self.admission,
         )
         embeddings_cache = (
             EmbeddingsCacheStage(self.cache, CachePolicy(config.cache))
@@ -119,7 +127,13 @@ class Gateway:
             else None
         )
         self.embeddings_pipeline = build_embeddings_pipeline(
-            self.registry, self.costing, self.recorders, res, embeddings_cache, self.budget_stage
+            self.registry,
+            self.costing,
+            self.recorders,
+            res,
+            embeddings_cache,
+            self.budget_stage,
+            self.admission,
         )
         self.ledger: LedgerWriter | None = None
 
@@ -168,6 +182,12 @@ class Gateway:
         await self.registry.open()
         await self.budgets.start()
         self.refresh_budgets()
+        if self.admission is not None and self.redis is not None:
+            from thrifty.budgets.ratelimit import RedisRateLimiter
+
+            self.admission.limiter = RedisRateLimiter(
+                self.redis, self.config.redis.prefix, timeout_s=self.config.budgets.timeout_s
+            )
         if self.cache is not None:
             await self.cache.start()
         if self.semantic is not None:

@@ -1,8 +1,8 @@
 """The stage order, written in one place. Read this first.
 
-    chat:        cache ─▶ semantic cache ─▶ route ─▶ budget ─▶ dispatch
+    chat:        admission ─▶ cache ─▶ semantic cache ─▶ route ─▶ budget ─▶ dispatch
                  ─▶ (costing ─▶ record: metrics, ledger, cache write, budget settle)
-    embeddings:  cache (per item) ─▶ route ─▶ budget ─▶ dispatch ─▶ (costing ─▶ record)
+    embeddings:  admission ─▶ cache (per item) ─▶ route ─▶ budget ─▶ dispatch ─▶ (costing ─▶ record)
 
 dispatch balances a model's deployments, skips open circuits, retries with backoff and falls
 back to other deployments and models (``pipeline/dispatch.py``).
@@ -33,6 +33,7 @@ def build_chat_pipeline(
     cache: CacheStage | None = None,
     semantic: Stage | None = None,
     budget: Stage | None = None,
+    admission: Stage | None = None,
 ) -> Pipeline:
     stages: list[Stage] = [RouteStage(registry, "chat")]
     if budget is not None:
@@ -42,6 +43,8 @@ def build_chat_pipeline(
         stages.insert(0, semantic)
     if cache is not None:
         stages.insert(0, cache)
+    if admission is not None:
+        stages.insert(0, admission)
     return Pipeline(
         stages=stages,
         costing=costing,
@@ -56,6 +59,7 @@ def build_embeddings_pipeline(
     resilience: ResilienceConfig,
     cache: EmbeddingsCacheStage | None = None,
     budget: Stage | None = None,
+    admission: Stage | None = None,
 ) -> Pipeline:
     stages: list[Stage] = [RouteStage(registry, "embedding")]
     if budget is not None:
@@ -63,6 +67,8 @@ def build_embeddings_pipeline(
     stages.append(DispatchStage(registry, "embeddings", resilience))
     if cache is not None:
         stages.insert(0, cache)
+    if admission is not None:
+        stages.insert(0, admission)
     return Pipeline(
         stages=stages,
         costing=costing,

@@ -69,6 +69,7 @@ class RequestContext:
     stream_meta: dict[str, Any] | None = None
     stream_unstorable: bool = False
     embed_plan: dict[str, Any] | None = None
+    rate_charges: list[Any] = field(default_factory=list)
     budget_reserved: bool = False
     budget_max_tokens: int | None = None
     degraded_from: str | None = None

@@ -1,0 +1,52 @@
+"""Rate limits through the HTTP API: requests and tokens per minute, 429 with Retry-After."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from tests.support import chat_body, gateway_config
+from thrifty.server.app import create_app
+from thrifty.testing import FakeOpenAIServer
+
+
+async def test_rpm_and_tpm_limits(fake: FakeOpenAIServer, tmp_path: Path) -> None:
+    limits = [{"scope": "key", "rpm": 3}, {"scope": "tenant", "subject": "globex", "tpm": 50}]
+    config = gateway_config(fake.base_url, tmp_path, budgets={"rate_limits": limits})
+    app = create_app(config)
+    async with app.gateway as gw:
+        acme, _ = await gw.keys.create("acme")
+        globex, _ = await gw.keys.create("globex")
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            statuses = [
+                (
+                    await c.post(
+                        "/v1/chat/completions",
+                        json=chat_body(f"q{i}"),
+                        headers={"authorization": f"Bearer {acme}"},
+                    )
+                ).status_code
+                for i in range(5)
+            ]
+            assert statuses[:3] == [200, 200, 200] and statuses[3:] == [429, 429]
+            limited = await c.post(
+                "/v1/chat/completions",
+                json=chat_body("again"),
+                headers={"authorization": f"Bearer {acme}"},
+            )
+            assert limited.json()["error"]["code"] == "rate_limit_exceeded"
+            assert int(limited.headers["retry-after"]) >= 1
+            big = await c.post(
+                "/v1/chat/completions",
+                json=chat_body("x " * 100, max_tokens=20),
+                headers={"authorization": f"Bearer {globex}"},
+            )
+            assert big.status_code == 429  # more tokens than a minute allows
+            small = await c.post(
+                "/v1/chat/completions",
+                json=chat_body("hi", max_tokens=5),
+                headers={"authorization": f"Bearer {globex}"},
+            )
+            assert small.status_code == 200
