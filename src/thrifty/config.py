@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from thrifty.budgets.config import BudgetsConfig
 from thrifty.errors import ConfigError
+from thrifty.routing.policy_config import RoutingConfig
 
 ProviderKind = Literal[
     "openai",
@@ -255,6 +256,7 @@ class Config(_Frozen):
     resilience: ResilienceConfig = Field(default_factory=ResilienceConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
     redis: RedisConfig = Field(default_factory=RedisConfig)
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     pricing: PricingConfig = Field(default_factory=PricingConfig)
@@ -292,6 +294,20 @@ class Config(_Frozen):
                         f"models[{i}].deployments[{j}].provider: unknown provider "
                         f"{d.provider!r} (configured: {known})"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _check_routes(self) -> Config:
+        names = {n for m in self.models for n in (m.name, *m.aliases)}
+        for group in self.routing.groups:
+            if group.name in names:
+                raise ValueError(f"routing.groups: {group.name!r} is also a model name")
+            for tier in ("small", "medium", "large"):
+                for model in group.tiers.models(tier):
+                    if model not in names:
+                        raise ValueError(
+                            f"routing.groups[{group.name}].tiers.{tier}: unknown model {model!r}"
+                        )
         return self
 
     @property

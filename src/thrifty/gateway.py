@@ -111,6 +111,16 @@ class Gateway:
 
             self.admission = AdmissionStage(InProcessRateLimiter(), config.budgets.rate_limits)
             self.recorders.append(AdmissionSettler(self.admission))
+        self.route_policies: dict[str, Any] = {}
+        if config.routing.groups:
+            from thrifty.routing.policy import RoutePolicy
+
+            for group in config.routing.groups:
+                policy = RoutePolicy(group, self.catalog, self.calculator)
+                self.route_policies[group.name] = policy
+                if group.name == config.routing.default_group:
+                    self.route_policies["auto"] = policy
+            self.enabled_levers = self.enabled_levers | {"routing"}
         self.chat_pipeline = build_chat_pipeline(
             self.registry,
             self.costing,
@@ -120,6 +130,7 @@ class Gateway:
             self.semantic,
             self.budget_stage,
             self.admission,
+            self.route_policies,
         )
         embeddings_cache = (
             EmbeddingsCacheStage(self.cache, CachePolicy(config.cache))
@@ -385,6 +396,24 @@ class Gateway:
         )
         return {"status": overall, "providers": providers}
 
+    async def route_preview(
+        self,
+        body: dict[str, Any],
+        principal: Principal,
+        tags: dict[str, str] | None = None,
+        priority: str = "normal",
+    ) -> dict[str, Any]:
+        """The route decision for a request, without calling a model or moving thresholds."""
+        policy = self.route_policies.get(body.get("model") or "auto")
+        if policy is None:
+            entry = self.registry.resolve(str(body.get("model")))
+            return {"model": entry.name, "reason": "explicit model", "group": None}
+        available = {n for n, e in self.registry.models.items() if e.mode == "chat"}
+        decision = await policy.apreview(
+            body, principal, tags=tags, priority=priority, available_models=available
+        )
+        return dict(decision.to_dict())
+
     def list_models(self) -> list[dict[str, Any]]:
         """``/v1/models`` entries: every configured model name and alias."""
         out: list[dict[str, Any]] = []
@@ -392,4 +421,6 @@ class Gateway:
             owner = m.deployments[0].provider
             for name in (m.name, *m.aliases):
                 out.append({"id": name, "object": "model", "created": 0, "owned_by": owner})
+        for group in self.route_policies:
+            out.append({"id": group, "object": "model", "created": 0, "owned_by": "thrifty"})
         return out

@@ -13,6 +13,7 @@ Stages not built yet (admission, optimize, cache, budget) are added here as they
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from thrifty.config import ResilienceConfig
 from thrifty.pipeline.cache import CacheStage
@@ -34,8 +35,9 @@ def build_chat_pipeline(
     semantic: Stage | None = None,
     budget: Stage | None = None,
     admission: Stage | None = None,
+    policies: dict[str, Any] | None = None,
 ) -> Pipeline:
-    stages: list[Stage] = [RouteStage(registry, "chat")]
+    stages: list[Stage] = [RouteStage(registry, "chat", policies)]
     if budget is not None:
         stages.append(budget)
     stages.append(DispatchStage(registry, "chat.completions", resilience))

@@ -70,6 +70,8 @@ class RequestContext:
     stream_unstorable: bool = False
     embed_plan: dict[str, Any] | None = None
     rate_charges: list[Any] = field(default_factory=list)
+    route_header: str | None = None
+    route_group: str | None = None
     budget_reserved: bool = False
     budget_max_tokens: int | None = None
     degraded_from: str | None = None

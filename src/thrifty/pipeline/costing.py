@@ -131,8 +131,8 @@ class Costing:
                 ctx.baseline_cost_usd = None
             else:
                 baseline = compute_cost(requested, usage).total_usd
-                if ctx.degraded_from is not None and baseline > ctx.cost_usd:
-                    # A budget policy chose the cheaper model: a routing saving.
+                if (ctx.degraded_from or ctx.route_group) and baseline > ctx.cost_usd:
+                    # Routing (a route group, or a budget's degrade) chose the cheaper model.
                     ctx.savings["routing"] = baseline - ctx.cost_usd
                 ctx.baseline_cost_usd = baseline + sum(
                     v for k, v in ctx.savings.items() if k != "routing"

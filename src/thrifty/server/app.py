@@ -20,6 +20,7 @@ from thrifty.pipeline.context import new_request_id
 from thrifty.server.admin_cache import AdminCacheEndpoint
 from thrifty.server.admin_health import AdminHealthEndpoint
 from thrifty.server.admin_reports import AdminReportsEndpoint
+from thrifty.server.admin_route import AdminRoutePreviewEndpoint
 from thrifty.server.admin_routes import AdminKeysEndpoint
 from thrifty.server.anthropic_routes import CountTokensEndpoint, MessagesEndpoint
 from thrifty.server.http import Receive, Scope, Send, request_headers, send_error
@@ -65,6 +66,7 @@ class ThriftyApp:
             ("GET", "/admin/usage"): admin_reports,
             ("GET", "/admin/prices/unpriced"): admin_reports,
             ("GET", "/admin/health"): admin_health,
+            ("POST", "/admin/route/preview"): AdminRoutePreviewEndpoint(gateway),
             ("GET", "/admin/cache/stats"): admin_cache,
             ("POST", "/admin/cache/invalidate"): admin_cache,
         }

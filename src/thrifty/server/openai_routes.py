@@ -89,6 +89,8 @@ def thrifty_headers(
         headers.append((b"x-thrifty-model", ctx.served_model.encode("latin-1", "replace")))
     if ctx.budget_max_tokens is not None:
         headers.append((b"x-thrifty-max-tokens", str(ctx.budget_max_tokens).encode()))
+    if ctx.route_header is not None:
+        headers.append((b"x-thrifty-route", ctx.route_header.encode("latin-1", "replace")))
     if ctx.degraded_from is not None:
         headers.append((b"x-thrifty-degraded-from", ctx.degraded_from.encode("latin-1", "replace")))
     if stream:
