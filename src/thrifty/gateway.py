@@ -17,6 +17,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from thrifty.budgets.manager import BudgetManager
+from thrifty.budgets.store import BudgetStore
 from thrifty.cache.coalesce import SingleFlight
 from thrifty.cache.tiered import TieredCache
 from thrifty.config import Config
@@ -103,7 +104,7 @@ class Gateway:
                 self.registry,
                 config.budgets.reservation_ttl_s,
             )
-            self.budget_settler = BudgetSettler(self.budgets.backend)
+            self.budget_settler = BudgetSettler(self.budgets.backend, self.budgets)
             self.recorders.append(self.budget_settler)
         self.admission: AdmissionStage | None = None
         if config.budgets.rate_limits:
@@ -191,7 +192,8 @@ class Gateway:
             )
         self._auth = Authenticator(self._keys, self.config.server, self.config.keys.cache_ttl_s)
         await self.registry.open()
-        await self.budgets.start()
+        self.budgets.on_change = self.refresh_budgets
+        await self.budgets.start(BudgetStore(self._engine))
         self.refresh_budgets()
         if self.admission is not None and self.redis is not None:
             from thrifty.budgets.ratelimit import RedisRateLimiter
@@ -205,9 +207,12 @@ class Gateway:
             await self.semantic.start()
         self.started = True
 
+    @property
+    def alerts(self) -> Any:
+        return self.budgets.alerts
+
     def refresh_budgets(self) -> None:
         """Point the budget stage at the current backend and specs (after a change)."""
-        self.budgets.rebuild()
         if self.budget_stage is not None and self.budget_settler is not None:
             self.budget_stage.backend = self.budgets.backend
             self.budget_stage.index = self.budgets.index

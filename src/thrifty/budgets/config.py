@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from thrifty.budgets.model import BudgetSpec
+from thrifty.budgets.sinks import SinksConfig
 
 
 class _Frozen(BaseModel):
@@ -43,6 +44,7 @@ class AlertConfig(_Frozen):
     anomaly_min_history_h: int = Field(24, ge=3)
     anomaly_history_h: int = Field(168, ge=3)
     anomaly_min_delta_usd: float = Field(1.0, ge=0)
+    sinks: SinksConfig = Field(default_factory=SinksConfig)
     quota_warning: float = Field(0.9, gt=0, le=1)
     quota_critical: float = Field(0.95, gt=0, le=1)
 

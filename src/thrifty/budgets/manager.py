@@ -1,27 +1,39 @@
-"""``BudgetManager``: the gateway's budgets — the backend holding the counters, the specs
-(config first; budgets set through the admin API or CLI override by id) and the index the
-budget stage reads. Rebuilt in place when the specs change."""
+"""``BudgetManager``: the gateway's budgets — the backend holding the counters, the budget
+definitions (config first; budgets set through the admin API or CLI override by id, re-read
+when the change log moves) and the alerting that follows every settled request."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
 from typing import Any
 
+from thrifty.budgets.alerts import AlertEngine
 from thrifty.budgets.backend import BudgetBackend, FailurePolicy, InProcessBudgetBackend
 from thrifty.budgets.config import BudgetsConfig
-from thrifty.budgets.model import BudgetIndex, BudgetSpec
+from thrifty.budgets.model import period_window
+from thrifty.budgets.sinks import build_dispatcher
+from thrifty.budgets.store import BudgetDefinitions, BudgetStore
 from thrifty.config import RedisConfig
 
+log = logging.getLogger("thrifty.budgets")
 
-class BudgetManager:
+
+class BudgetManager(BudgetDefinitions):
     def __init__(self, config: BudgetsConfig, redis: RedisConfig) -> None:
+        super().__init__(config.budgets, None)
         self.config = config
         self._redis = redis
         self.backend: BudgetBackend = InProcessBudgetBackend()
-        self._stored: dict[str, BudgetSpec] = {}
-        self.store: Any = None
-        self.index = BudgetIndex(config.budgets)
+        self.engine = AlertEngine(config.alerts)
+        self.dispatcher = build_dispatcher(config.alerts.sinks)
+        self.alerts = self.dispatcher.log
+        self._poller: asyncio.Task[None] | None = None
+        self.on_change: Any = None
 
-    async def start(self, store: Any = None) -> None:
+    async def start(self, store: BudgetStore | None = None) -> None:
         if self.config.backend == "redis":
             if not self._redis.url:
                 from thrifty.errors import ConfigError
@@ -38,20 +50,36 @@ class BudgetManager:
             )
         self.store = store
         if store is not None:
-            self._stored = {s.id: s for s in await store.list()}
-        self.rebuild()
+            await store.record_config(self.config_specs)
+            await self.refresh(force=True)
+            self._poller = asyncio.create_task(self._poll(), name="thrifty-budget-refresh")
 
-    def specs(self) -> list[BudgetSpec]:
-        merged = {s.id: s for s in self.config.budgets}
-        merged.update(self._stored)
-        return sorted(merged.values(), key=lambda s: s.id)
+    async def refresh(self, *, force: bool = False) -> bool:
+        changed = await super().refresh(force=force)
+        if changed and self.on_change is not None:
+            self.on_change()
+        return changed
 
-    def rebuild(self) -> None:
-        self.index = BudgetIndex(self.specs())
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(2.0)
+            try:
+                await self.refresh()
+            except Exception as exc:
+                log.warning("could not re-read budgets: %s", exc)
 
-    def set_stored(self, specs: list[BudgetSpec]) -> None:
-        self._stored = {s.id: s for s in specs}
-        self.rebuild()
+    async def check_alerts(self, principal: Any, tags: dict[str, str]) -> None:
+        """Threshold and forecast alerts for the budgets a request touched (after settle)."""
+        now = datetime.now(UTC)
+        for spec in self.index.applicable(principal, tags):
+            window = period_window(spec, now)
+            usage = await self.backend.usage(spec, window.window_id)
+            self.dispatcher.submit(self.engine.budget(spec, window, usage, now))
 
     async def aclose(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+        await self.dispatcher.aclose()
         await self.backend.aclose()

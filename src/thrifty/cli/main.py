@@ -13,7 +13,18 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from thrifty.cli import cache, cache_ops, db, demo, keys, prices, report, router, serve
+    from thrifty.cli import (
+        budgets,
+        cache,
+        cache_ops,
+        db,
+        demo,
+        keys,
+        prices,
+        report,
+        router,
+        serve,
+    )
 
     app.command()(serve.serve)
     app.command("fake-upstream")(serve.fake_upstream)
@@ -25,6 +36,7 @@ def _register() -> None:
     cache_ops.register(cache.app)
     app.add_typer(cache.app, name="cache")
     app.add_typer(router.app, name="router")
+    app.add_typer(budgets.app, name="budgets")
 
 
 _register()

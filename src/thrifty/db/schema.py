@@ -85,3 +85,25 @@ ledger = Table(
 )
 Index("ix_ledger_started_at", ledger.c.started_at)
 Index("ix_ledger_tenant_started", ledger.c.tenant, ledger.c.started_at)
+
+
+budgets = Table(
+    "budgets",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("spec", JSON, nullable=False),  # BudgetSpec.model_dump(mode="json")
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+budget_changes = Table(
+    "budget_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("budget_id", String(128), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(10), nullable=False),  # create | update | delete | reset
+    Column("old", JSON),
+    Column("new", JSON),
+)
+Index("ix_budget_changes_budget_id", budget_changes.c.budget_id, budget_changes.c.id)

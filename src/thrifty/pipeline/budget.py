@@ -198,8 +198,9 @@ class BudgetStage:
 class BudgetSettler:
     """Record-stage sink: turn the reservation into spend (the actual cost), or release it."""
 
-    def __init__(self, backend: BudgetBackend) -> None:
+    def __init__(self, backend: BudgetBackend, manager: Any = None) -> None:
         self.backend = backend
+        self.manager = manager
         self._pending: set[asyncio.Task[Any]] = set()
 
     def record(self, ctx: RequestContext) -> None:
@@ -212,17 +213,19 @@ class BudgetSettler:
             coro = self.backend.release(ctx.request_id)
         else:
             coro = self.backend.settle(ctx.request_id, cost, tokens)
-        task = asyncio.get_running_loop().create_task(self._finish(ctx.request_id, coro))
+        task = asyncio.get_running_loop().create_task(self._finish(ctx, coro))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _finish(self, request_id: str, coro: Any) -> None:
+    async def _finish(self, ctx: RequestContext, coro: Any) -> None:
         try:
             result = await coro
             if result.overrun:
-                log.error("request %s cost more than its reservation: %s", request_id, result)
+                log.error("request %s cost more than its reservation: %s", ctx.request_id, result)
+            if self.manager is not None:
+                await self.manager.check_alerts(ctx.principal, ctx.tags)
         except Exception as exc:  # the request already ran: log, never fail it
-            log.error("could not settle the budget reservation of %s: %s", request_id, exc)
+            log.error("could not settle the budget reservation of %s: %s", ctx.request_id, exc)
 
     async def flush(self) -> None:
         while self._pending:

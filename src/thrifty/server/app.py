@@ -17,6 +17,7 @@ from thrifty.errors import NotFoundError, ThriftyError
 from thrifty.gateway import Gateway
 from thrifty.keys.auth import bearer_token
 from thrifty.pipeline.context import new_request_id
+from thrifty.server.admin_budgets import AdminAlertsEndpoint, AdminBudgetsEndpoint
 from thrifty.server.admin_cache import AdminCacheEndpoint
 from thrifty.server.admin_health import AdminHealthEndpoint
 from thrifty.server.admin_reports import AdminReportsEndpoint
@@ -47,6 +48,7 @@ class ThriftyApp:
         admin_reports = AdminReportsEndpoint(gateway)
         admin_health = AdminHealthEndpoint(gateway)
         admin_cache = AdminCacheEndpoint(gateway)
+        admin_budgets = AdminBudgetsEndpoint(gateway)
         messages = MessagesEndpoint(gateway)
         count_tokens = CountTokensEndpoint(gateway)
         self.routes: dict[tuple[str, str], Any] = {
@@ -67,6 +69,8 @@ class ThriftyApp:
             ("GET", "/admin/prices/unpriced"): admin_reports,
             ("GET", "/admin/health"): admin_health,
             ("POST", "/admin/route/preview"): AdminRoutePreviewEndpoint(gateway),
+            ("GET", "/admin/budgets"): admin_budgets,
+            ("GET", "/admin/alerts"): AdminAlertsEndpoint(gateway),
             ("GET", "/admin/cache/stats"): admin_cache,
             ("POST", "/admin/cache/invalidate"): admin_cache,
         }
@@ -75,6 +79,10 @@ class ThriftyApp:
             ("DELETE", "/admin/keys/", admin_keys),
             ("GET", "/admin/requests/", admin_reports),
             ("POST", "/admin/deployments/", admin_health),
+            ("GET", "/admin/budgets/", admin_budgets),
+            ("PUT", "/admin/budgets/", admin_budgets),
+            ("DELETE", "/admin/budgets/", admin_budgets),
+            ("POST", "/admin/budgets/", admin_budgets),
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
