@@ -22,6 +22,7 @@ def _register() -> None:
         keys,
         prices,
         report,
+        route,
         router,
         serve,
     )
@@ -37,6 +38,7 @@ def _register() -> None:
     app.add_typer(cache.app, name="cache")
     app.add_typer(router.app, name="router")
     app.add_typer(budgets.app, name="budgets")
+    app.add_typer(route.app, name="route")
 
 
 _register()
