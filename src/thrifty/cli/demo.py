@@ -27,13 +27,27 @@ def demo(
     port: int = typer.Option(0, "--port", help="Gateway port (default: any free port)."),
     seed: int = typer.Option(7, "--seed"),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Default: a temporary dir."),
+    semantic: bool = typer.Option(
+        True, "--semantic/--no-semantic", help="Enable the semantic cache (needs the extra)."
+    ),
 ) -> None:
     """Run Thrifty on the built-in fake providers and drive a mixed workload through it."""
-    asyncio.run(_demo(requests, concurrency, keep, port, seed, data_dir))
+    if semantic:
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            semantic = False
+    asyncio.run(_demo(requests, concurrency, keep, port, seed, data_dir, semantic))
 
 
 async def _demo(
-    n: int, concurrency: int, keep: bool, port: int, seed: int, data_dir: Path | None
+    n: int,
+    concurrency: int,
+    keep: bool,
+    port: int,
+    seed: int,
+    data_dir: Path | None,
+    semantic: bool = True,
 ) -> None:
     tmp = None
     if data_dir is None:
@@ -46,11 +60,40 @@ async def _demo(
         database={"url": f"sqlite+aiosqlite:///{data_dir / 'thrifty.db'}"},
         pricing={"catalog_file": str(data_dir / "prices.yaml")},
         ledger={"spill_path": str(data_dir / "ledger-spill.jsonl")},
+        cache={"disk_path": str(data_dir / "cache"), "semantic": {"enabled": semantic}},
+        routing={
+            "groups": [
+                {
+                    "name": "auto",
+                    "scorer": "length",
+                    "tiers": {"small": ["gpt-4o-mini"], "large": ["gpt-4o"]},
+                    "thresholds": {"medium": 0.45, "large": 0.6},
+                }
+            ]
+        },
+        budgets={
+            "budgets": [
+                {
+                    "id": "initech-daily",
+                    "scope": "tenant",
+                    "subject": "initech",
+                    "period": "daily",
+                    "limit_usd": 0.004,
+                    "policy": "degrade",
+                }
+            ]
+        },
     )
     console.rule("[bold]Thrifty demo")
     console.print(
         "[bold yellow]Using the BUILT-IN FAKE PROVIDERS[/bold yellow]: no API keys, no network; "
         "answers are synthetic, token counts and prices are real."
+    )
+    console.print(
+        "Levers on: exact cache, "
+        + ("semantic cache, " if semantic else "")
+        + "routing for model 'auto' (length scorer), a daily budget for tenant initech "
+        "(degrade), resilience; the ledger records every request."
     )
     async with LocalServer(config, port=port) as server:
         gw = server.gateway
