@@ -11,12 +11,14 @@ closes them in ``start``/``aclose``; nothing is global, so two gateways never sh
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from thrifty.budgets.manager import BudgetManager
+from thrifty.budgets.quota import QuotaTracker
 from thrifty.budgets.store import BudgetStore
 from thrifty.cache.coalesce import SingleFlight
 from thrifty.cache.tiered import TieredCache
@@ -66,6 +68,7 @@ class Gateway:
         # the others. Each lever adds itself here when it is built and configured.
         self.enabled_levers: frozenset[str] = frozenset()
         self.registry = ProviderRegistry(config, on_breaker=self._breaker_changed)
+        self.registry.on_upstream_headers = self.observe_upstream_headers
         self.catalog = PriceCatalog.load(config.pricing)
         self.calculator = CostCalculator(self.catalog)
         self.costing = Costing(self.calculator, self.registry, self.metrics)
@@ -94,6 +97,10 @@ class Gateway:
             self.recorders.append(CacheWriter(self.cache_stage, self.semantic))
             self.enabled_levers = frozenset(levers)
         self.budgets = BudgetManager(config.budgets, config.redis)
+        self.quotas = QuotaTracker(
+            warning=config.budgets.alerts.quota_warning,
+            critical=config.budgets.alerts.quota_critical,
+        )
         self.budget_stage: BudgetStage | None = None
         self.budget_settler: BudgetSettler | None = None
         if config.budgets.enabled:
@@ -158,6 +165,16 @@ class Gateway:
         level = logging.WARNING if new == "open" else logging.INFO
         log.log(level, "circuit breaker of %s: %s -> %s", deployment, old, new)
         self.metrics.set_breaker(deployment, new)
+        if new == "open":
+            b = self.budgets
+            b.dispatcher.submit(b.engine.circuit_open(deployment, datetime.now(UTC)))
+
+    def observe_upstream_headers(self, deployment: str, headers: dict[str, str]) -> None:
+        """Learn a deployment's provider quota from its rate-limit headers; alert at 90/95%."""
+        events = self.quotas.observe(deployment, headers)
+        if events:
+            b = self.budgets
+            b.dispatcher.submit(b.engine.quota(events, datetime.now(UTC)))
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:

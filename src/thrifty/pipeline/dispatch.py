@@ -168,6 +168,12 @@ class DispatchStage:
         ms = (time.perf_counter() - t0) * 1000
         health.finished(True, ms)
         ctx.attempts.append(Attempt(deployment.id, None, ms))
+        hook = self._registry.on_upstream_headers
+        if hook is not None:
+            hook(
+                deployment.id,
+                upstream.headers if ctx.stream and self._kind != "embeddings" else resp.headers,
+            )
         ctx.first_byte = time.perf_counter()
         if ctx.stream and self._kind != "embeddings":
             primed = _PrimedStream(upstream, events, first)

@@ -46,6 +46,8 @@ class ProviderRegistry:
         self.models: dict[str, ModelEntry] = {}
         self._by_name: dict[str, ModelEntry] = {}
         self.health: dict[str, DeploymentHealth] = {}
+        # Called with (deployment id, response headers) after each upstream answer.
+        self.on_upstream_headers: Callable[[str, dict[str, str]], None] | None = None
         breaker_cfg = config.resilience.breaker
         for m in config.models:
             deps = tuple(Deployment(d.provider, d.model, m.name) for d in m.deployments)
