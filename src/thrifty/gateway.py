@@ -212,6 +212,7 @@ class Gateway:
         self.budgets.on_change = self.refresh_budgets
         await self.budgets.start(BudgetStore(self._engine))
         self.refresh_budgets()
+        self.budgets.watch_anomalies(self)
         if self.admission is not None and self.redis is not None:
             from thrifty.budgets.ratelimit import RedisRateLimiter
 

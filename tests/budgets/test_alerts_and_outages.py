@@ -70,3 +70,39 @@ async def test_redis_outage_fail_closed_and_fail_open(
             else:
                 row = await gw.request_record(resp.headers["x-thrifty-request-id"])
                 assert "budget_fail_open" in row["flags"]
+
+
+async def test_spend_anomaly_alert(fake: FakeOpenAIServer, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tests.ledger.rows import ledger_row
+
+    app = create_app(gateway_config(fake.base_url, tmp_path))
+    async with app.gateway as gw:
+        now = datetime.now(UTC).replace(minute=30, second=0, microsecond=0)
+        rows = []
+        for h in range(2, 40):  # a steady tenant: ~$0.10 an hour
+            rows.append(
+                ledger_row(
+                    f"req_steady{h}",
+                    tenant="acme",
+                    cost_usd=0.10 + (h % 3) * 0.01,
+                    started_at=now - timedelta(hours=h),
+                )
+            )
+        rows.append(
+            ledger_row(
+                "req_spike", tenant="acme", cost_usd=5.0, started_at=now - timedelta(hours=1)
+            )
+        )
+        for row in rows:
+            gw.ledger.append(row)
+        await gw.ledger.flush()
+        fired = await gw.budgets.check_anomalies(gw, now=now)
+        assert fired == 1
+        assert await gw.budgets.check_anomalies(gw, now=now) == 0  # once per subject and period
+        await asyncio.sleep(0.05)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            alerts = (await c.get("/admin/alerts", headers=ADMIN)).json()["data"]
+        assert any("anomaly" in str(a) for a in alerts)

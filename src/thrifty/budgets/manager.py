@@ -76,7 +76,51 @@ class BudgetManager(BudgetDefinitions):
             usage = await self.backend.usage(spec, window.window_id)
             self.dispatcher.submit(self.engine.budget(spec, window, usage, now))
 
+    async def check_anomalies(self, gateway: Any, now: datetime | None = None) -> int:
+        """Spend anomalies per tenant: the last complete hour against the hours before it
+        (robust z-score, ``docs/anomalies.md``). Returns how many alerts fired."""
+        from datetime import timedelta
+
+        from thrifty.ledger.periods import Period
+
+        now = now or datetime.now(UTC)
+        hour = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+        history_h = self.config.alerts.anomaly_history_h
+        period = Period(hour - timedelta(hours=history_h), hour + timedelta(hours=1), "anomaly")
+        rows, _ = await gateway.usage(period, ["tenant", "hour"])
+        spend: dict[str, dict[str, float]] = {}
+        for r in rows:
+            spend.setdefault(r.group["tenant"], {})[r.group["hour"]] = r.cost_usd
+        fired = 0
+        for tenant, by_hour in spend.items():
+            hours = [hour - timedelta(hours=h) for h in range(history_h, 0, -1)]
+            labels = [h.strftime("%Y-%m-%dT%H") for h in hours]
+            seen = [i for i, label in enumerate(labels) if label in by_hour]
+            # The history starts at the tenant's first hour with traffic, not at zero-padding.
+            history = [by_hour.get(label, 0.0) for label in labels[seen[0] :]] if seen else []
+            current = by_hour.get(hour.strftime("%Y-%m-%dT%H"), 0.0)
+            alerts = self.engine.anomaly(tenant, history, hour, current)
+            fired += len(alerts)
+            self.dispatcher.submit(alerts)
+        return fired
+
+    def watch_anomalies(self, gateway: Any, interval_s: float = 300.0) -> None:
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(interval_s)
+                try:
+                    await self.check_anomalies(gateway)
+                except Exception as exc:
+                    log.warning("anomaly check failed: %s", exc)
+
+        self._anomalies = asyncio.create_task(loop(), name="thrifty-anomalies")
+
     async def aclose(self) -> None:
+        anomalies = getattr(self, "_anomalies", None)
+        if anomalies is not None:
+            anomalies.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await anomalies
         if self._poller is not None:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):

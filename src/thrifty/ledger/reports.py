@@ -27,7 +27,18 @@ LEVER_COLUMNS = {
     "compression": ledger.c.saved_compression_usd,
     "max_tokens": ledger.c.saved_max_tokens_usd,
 }
-GROUPS = ("tenant", "user", "key", "model", "requested_model", "provider", "status", "day", "month")
+GROUPS = (
+    "tenant",
+    "user",
+    "key",
+    "model",
+    "requested_model",
+    "provider",
+    "status",
+    "hour",
+    "day",
+    "month",
+)
 
 
 @dataclass(slots=True)
@@ -93,11 +104,12 @@ def _group_column(name: str, dialect: str) -> ColumnElement[Any]:
     }
     if name in simple:
         return simple[name]
-    if name in ("day", "month"):
+    if name in ("hour", "day", "month"):
         if dialect == "postgresql":
-            fmt = "YYYY-MM-DD" if name == "day" else "YYYY-MM"
-            return func.to_char(func.timezone("UTC", c.started_at), fmt)
-        return func.strftime("%Y-%m-%d" if name == "day" else "%Y-%m", c.started_at)
+            pg = {"hour": 'YYYY-MM-DD"T"HH24', "day": "YYYY-MM-DD", "month": "YYYY-MM"}[name]
+            return func.to_char(func.timezone("UTC", c.started_at), pg)
+        lite = {"hour": "%Y-%m-%dT%H", "day": "%Y-%m-%d", "month": "%Y-%m"}[name]
+        return func.strftime(lite, c.started_at)
     if name.startswith("tag:") and len(name) > 4:
         return c.tags[name[4:]].as_string()
     raise InvalidRequestError(
