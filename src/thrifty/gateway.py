@@ -119,6 +119,8 @@ class Gateway:
 
             self.admission = AdmissionStage(InProcessRateLimiter(), config.budgets.rate_limits)
             self.recorders.append(AdmissionSettler(self.admission))
+            if self.admission.deployment_specs:
+                self.registry.deployment_gate = self.admission.deployment_gate
         self.route_policies: dict[str, Any] = {}
         if config.routing.groups:
             from thrifty.routing.policy import RoutePolicy

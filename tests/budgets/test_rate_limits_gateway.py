@@ -50,3 +50,44 @@ async def test_rpm_and_tpm_limits(fake: FakeOpenAIServer, tmp_path: Path) -> Non
                 headers={"authorization": f"Bearer {globex}"},
             )
             assert small.status_code == 200
+
+
+async def test_deployment_rpm_moves_traffic_to_the_next_deployment(
+    fake: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    limits = [{"scope": "deployment", "subject": "a/gpt-4o", "rpm": 2}]
+    config = gateway_config(
+        fake.base_url,
+        tmp_path,
+        budgets={"rate_limits": limits},
+        providers={
+            "a": {"kind": "openai", "base_url": fake.base_url},
+            "b": {"kind": "openai", "base_url": fake.base_url},
+        },
+        models=[
+            {
+                "name": "gpt-4o",
+                "deployments": [
+                    {"provider": "a", "model": "gpt-4o"},
+                    {"provider": "b", "model": "gpt-4o"},
+                ],
+            }
+        ],
+    )
+    app = create_app(config)
+    async with app.gateway as gw:
+        key, _ = await gw.keys.create("acme")
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            deps = []
+            for i in range(4):
+                r = await c.post(
+                    "/v1/chat/completions",
+                    json=chat_body(f"q{i}", model="gpt-4o"),
+                    headers={"authorization": f"Bearer {key}"},
+                )
+                assert r.status_code == 200
+                deps.append(
+                    (await gw.request_record(r.headers["x-thrifty-request-id"]))["deployment"]
+                )
+        assert deps == ["a/gpt-4o", "a/gpt-4o", "b/gpt-4o", "b/gpt-4o"]

@@ -37,6 +37,7 @@ class AdmissionStage:
 
         self.limiter = limiter
         self.specs = [s for s in specs if s.scope != "deployment"]
+        self.deployment_specs = [s for s in specs if s.scope == "deployment"]
         self._rates = {id(s): (s.rpm and Rate(s.rpm), s.tpm and Rate(s.tpm)) for s in specs}
 
     async def run(self, ctx: RequestContext) -> Outcome | None:
@@ -66,6 +67,18 @@ class AdmissionStage:
                     )
                 if unit == "tokens":
                     ctx.rate_charges.append((name, cost, rate))
+        return None
+
+    async def deployment_gate(self, deployment_id: str) -> float | None:
+        """Requests per minute of one deployment (checked in dispatch, before the call)."""
+        for spec in self.deployment_specs:
+            if spec.subject is not None and spec.subject != deployment_id:
+                continue
+            rpm, _ = self._rates[id(spec)]
+            if rpm:
+                decision = await self.limiter.check(f"deployment:{deployment_id}:rpm", 1, rpm)
+                if not decision.allowed:
+                    return float(decision.retry_after_s)
         return None
 
 

@@ -22,7 +22,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from thrifty.config import ResilienceConfig
-from thrifty.errors import ServiceUnavailableError, UpstreamError, UpstreamProtocolError
+from thrifty.errors import (
+    RateLimitError,
+    ServiceUnavailableError,
+    UpstreamError,
+    UpstreamProtocolError,
+)
 from thrifty.pipeline.context import Attempt, RequestContext
 from thrifty.pipeline.outcome import Completed, Outcome
 from thrifty.pipeline.streaming import ChatStream
@@ -95,9 +100,19 @@ class DispatchStage:
         assert ctx.entry is not None, "route stage must run first"
         registry = self._registry
         budget = self._max_attempts
-        last: UpstreamError | None = None
+        last: UpstreamError | RateLimitError | None = None
         for deployment in registry.candidates(ctx.entry):
             health = registry.health[deployment.id]
+            gate = registry.deployment_gate
+            if gate is not None:
+                wait = await gate(deployment.id)
+                if wait is not None:
+                    ctx.attempts.append(Attempt(deployment.id, "rate_limited", 0.0, skipped=True))
+                    last = RateLimitError(
+                        f"Rate limit reached for deployment {deployment.id}.",
+                        retry_after_s=wait,
+                    )
+                    continue
             if not health.breaker.allow():
                 ctx.attempts.append(Attempt(deployment.id, "circuit_open", 0.0, skipped=True))
                 continue

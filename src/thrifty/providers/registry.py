@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +48,9 @@ class ProviderRegistry:
         self.health: dict[str, DeploymentHealth] = {}
         # Called with (deployment id, response headers) after each upstream answer.
         self.on_upstream_headers: Callable[[str, dict[str, str]], None] | None = None
+        # Awaited before each call to a deployment; returns seconds to wait if the
+        # deployment's own rate limit is exhausted (the deployment is then skipped).
+        self.deployment_gate: Callable[[str], Awaitable[float | None]] | None = None
         breaker_cfg = config.resilience.breaker
         for m in config.models:
             deps = tuple(Deployment(d.provider, d.model, m.name) for d in m.deployments)
