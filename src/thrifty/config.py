@@ -226,6 +226,30 @@ class CacheConfig(_Frozen):
     semantic: SemanticCacheConfig = Field(default_factory=SemanticCacheConfig)
 
 
+class OptimizeRule(_Frozen):
+    """Per-route (model) or per-use-case switches of the token-optimization levers."""
+
+    model: str | None = None
+    use_case: str | None = None
+    lossless: bool | None = None
+    lossy: bool | None = None
+    prune_budget_tokens: int | None = Field(None, ge=1)
+    keep_last_turns: int | None = Field(None, ge=1)
+    response_limits: bool | None = None
+
+
+class OptimizeConfig(_Frozen):
+    """Token optimization (``pipeline/optimize.py``): lossless compression on by default;
+    lossy compression, context pruning and response limits opt-in, globally or per rule."""
+
+    lossless: bool = True
+    lossy: bool = False
+    prune_budget_tokens: int | None = Field(None, ge=1)
+    keep_last_turns: int = Field(2, ge=1)
+    response_limits: bool = False
+    rules: tuple[OptimizeRule, ...] = ()
+
+
 class RedisConfig(_Frozen):
     """Shared state for scale-out (cache tier, coalescing locks, invalidation pub/sub)."""
 
@@ -255,6 +279,7 @@ class Config(_Frozen):
     keys: KeysConfig = Field(default_factory=KeysConfig)
     resilience: ResilienceConfig = Field(default_factory=ResilienceConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
+    optimize: OptimizeConfig = Field(default_factory=OptimizeConfig)
     budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     redis: RedisConfig = Field(default_factory=RedisConfig)

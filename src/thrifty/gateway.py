@@ -42,6 +42,7 @@ from thrifty.pipeline.cache import CachePolicy, CacheStage, CacheWriter
 from thrifty.pipeline.context import RequestContext, new_request_id
 from thrifty.pipeline.costing import Costing
 from thrifty.pipeline.embeddings_cache import EmbeddingsCacheStage
+from thrifty.pipeline.optimize import OptimizeStage
 from thrifty.pipeline.outcome import Completed, Outcome
 from thrifty.pipeline.record import MetricsRecorder
 from thrifty.pipeline.stage import Recorder
@@ -96,6 +97,8 @@ class Gateway:
                 levers.add("semantic_cache")
             self.recorders.append(CacheWriter(self.cache_stage, self.semantic))
             self.enabled_levers = frozenset(levers)
+        if config.optimize.lossless or config.optimize.lossy or config.optimize.prune_budget_tokens:
+            self.enabled_levers = self.enabled_levers | {"compression"}
         self.budgets = BudgetManager(config.budgets, config.redis)
         self.quotas = QuotaTracker(
             warning=config.budgets.alerts.quota_warning,
@@ -141,6 +144,7 @@ class Gateway:
             self.budget_stage,
             self.admission,
             self.route_policies,
+            OptimizeStage(config.optimize),
         )
         embeddings_cache = (
             EmbeddingsCacheStage(self.cache, CachePolicy(config.cache))

@@ -1,6 +1,6 @@
 """The stage order, written in one place. Read this first.
 
-    chat:        admission ─▶ cache ─▶ semantic cache ─▶ route ─▶ budget ─▶ dispatch
+    chat:        admission ─▶ optimize ─▶ cache ─▶ semantic cache ─▶ route ─▶ budget ─▶ dispatch
                  ─▶ (costing ─▶ record: metrics, ledger, cache write, budget settle)
     embeddings:  admission ─▶ cache (per item) ─▶ route ─▶ budget ─▶ dispatch ─▶ (costing ─▶ record)
 
@@ -36,6 +36,7 @@ def build_chat_pipeline(
     budget: Stage | None = None,
     admission: Stage | None = None,
     policies: dict[str, Any] | None = None,
+    optimize: Stage | None = None,
 ) -> Pipeline:
     stages: list[Stage] = [RouteStage(registry, "chat", policies)]
     if budget is not None:
@@ -45,6 +46,8 @@ def build_chat_pipeline(
         stages.insert(0, semantic)
     if cache is not None:
         stages.insert(0, cache)
+    if optimize is not None:
+        stages.insert(0, optimize)
     if admission is not None:
         stages.insert(0, admission)
     return Pipeline(

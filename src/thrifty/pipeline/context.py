@@ -71,6 +71,7 @@ class RequestContext:
     embed_plan: dict[str, Any] | None = None
     rate_charges: list[Any] = field(default_factory=list)
     route_header: str | None = None
+    compression_saved_tokens: int = 0
     route_group: str | None = None
     budget_reserved: bool = False
     budget_max_tokens: int | None = None

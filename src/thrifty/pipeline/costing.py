@@ -111,6 +111,9 @@ class Costing:
                 log.warning("model %r has no price: its cost is recorded as UNPRICED", model)
             return
         ctx.cost_usd = compute_cost(price, usage).total_usd
+        if ctx.compression_saved_tokens and ctx.cache_status not in ("hit", "semantic"):
+            trimmed = Usage(prompt_tokens=ctx.compression_saved_tokens)
+            ctx.savings["compression"] = compute_cost(price, trimmed).total_usd
         if ctx.cache_hit_tokens:
             # Embedding items answered from the cache: what their tokens would have cost.
             hit = Usage(prompt_tokens=ctx.cache_hit_tokens)
