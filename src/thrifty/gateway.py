@@ -44,7 +44,7 @@ from thrifty.pipeline.costing import Costing
 from thrifty.pipeline.embeddings_cache import EmbeddingsCacheStage
 from thrifty.pipeline.optimize import OptimizeStage
 from thrifty.pipeline.outcome import Completed, Outcome
-from thrifty.pipeline.record import MetricsRecorder
+from thrifty.pipeline.record import MetricsRecorder, RouteMetricsRecorder
 from thrifty.pipeline.stage import Recorder
 from thrifty.pricing import CostCalculator, PriceCatalog
 from thrifty.providers.registry import ProviderRegistry
@@ -134,6 +134,7 @@ class Gateway:
                 if group.name == config.routing.default_group:
                     self.route_policies["auto"] = policy
             self.enabled_levers = self.enabled_levers | {"routing"}
+            self.recorders.append(RouteMetricsRecorder(self.metrics, self.route_policies))
         self.chat_pipeline = build_chat_pipeline(
             self.registry,
             self.costing,

@@ -73,6 +73,18 @@ class Metrics:
             ("deployment", "state"),
             registry=r,
         )
+        self.route_strong_share = Gauge(
+            "thrifty_route_strong_share",
+            "Realised share of route-group requests sent to the large tier (running window).",
+            ("group",),
+            registry=r,
+        )
+        self.route_target_share = Gauge(
+            "thrifty_route_target_share",
+            "The configured target share of large-tier calls (when the group has one).",
+            ("group",),
+            registry=r,
+        )
         self.in_flight = Gauge(
             "thrifty_requests_in_flight", "Requests being processed.", registry=r
         )

@@ -42,6 +42,7 @@ async def test_auto_routes_by_length_and_books_savings(
                 "/v1/chat/completions", json=chat_body(hard_text, model="auto"), headers=auth
             )
             models = (await c.get("/v1/models", headers=auth)).json()["data"]
+            metrics = (await c.get("/metrics")).text
             preview = await c.post(
                 "/admin/route/preview",
                 json={"request": chat_body(hard_text, model="auto"), "tenant": "acme"},
@@ -56,6 +57,7 @@ async def test_auto_routes_by_length_and_books_savings(
         assert row["saved_routing_usd"] > 0
         assert row["baseline_cost_usd"] > row["cost_usd"]
         assert "auto" in {m["id"] for m in models}
+        assert 'thrifty_route_strong_share{group="auto"} 0.5' in metrics
         assert preview.status_code == 200
         assert preview.json()["model"] == "gpt-4o" and preview.json()["tier"] == "large"
         calls = len(fake.requests)

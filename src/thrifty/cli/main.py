@@ -14,6 +14,7 @@ app = typer.Typer(
 
 def _register() -> None:
     from thrifty.cli import (
+        analyze,
         budgets,
         cache,
         cache_ops,
@@ -39,6 +40,7 @@ def _register() -> None:
     app.add_typer(router.app, name="router")
     app.add_typer(budgets.app, name="budgets")
     app.add_typer(route.app, name="route")
+    app.add_typer(analyze.app, name="analyze")
 
 
 _register()

@@ -38,3 +38,23 @@ class MetricsRecorder:
         err = ctx.error
         if err is not None and ctx.deployment is not None and ctx.status != 499:
             m.inc(m.upstream_errors, 1, ctx.deployment.provider, str(err.code))
+
+
+class RouteMetricsRecorder:
+    """Exports each route group's realised large-tier share (and its target) after requests."""
+
+    def __init__(self, metrics: Metrics, policies: dict[str, object]) -> None:
+        self._m = metrics
+        self._policies = policies
+
+    def record(self, ctx: RequestContext) -> None:
+        group = ctx.route_group
+        policy = self._policies.get(group) if group else None
+        if policy is None:
+            return
+        share = getattr(policy, "realised_share", None)
+        if share is not None:
+            self._m.route_strong_share.labels(group).set(share)
+        target = getattr(policy, "target_share", None)
+        if target is not None:
+            self._m.route_target_share.labels(group).set(target)

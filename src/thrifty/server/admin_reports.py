@@ -50,6 +50,14 @@ class AdminReportsEndpoint:
                 "data": [r.to_json() for r in rows],
                 "total": total.to_json(),
             }
+        if path == "/admin/analysis/tradeoffs":
+            from thrifty.ledger.tradeoffs import report_json, tradeoffs
+
+            if self.gw.ledger is not None:
+                await self.gw.ledger.flush()
+            min_outcomes = int(q.get("min_outcomes", "20"))
+            report = await tradeoffs(self.gw.engine, period, min_outcomes=min_outcomes)
+            return {"period": period.to_json(), **report_json(report)}
         if path == "/admin/prices/unpriced":
             return {
                 "period": period.to_json(),

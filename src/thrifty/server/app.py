@@ -67,6 +67,7 @@ class ThriftyApp:
             ("POST", "/admin/keys"): admin_keys,
             ("GET", "/admin/usage"): admin_reports,
             ("GET", "/admin/prices/unpriced"): admin_reports,
+            ("GET", "/admin/analysis/tradeoffs"): admin_reports,
             ("GET", "/admin/health"): admin_health,
             ("POST", "/admin/route/preview"): AdminRoutePreviewEndpoint(gateway),
             ("GET", "/admin/budgets"): admin_budgets,
