@@ -72,6 +72,10 @@ class RequestContext:
     rate_charges: list[Any] = field(default_factory=list)
     route_header: str | None = None
     compression_saved_tokens: int = 0
+    cascade: Any = None
+    """(strong model, checks, regex, policy) when the answer may escalate (route cascade)."""
+    cascade_first: Any = None
+    """(deployment, usage) of a cheap answer that failed its checks: costed as well."""
     route_group: str | None = None
     budget_reserved: bool = False
     budget_max_tokens: int | None = None

@@ -111,6 +111,12 @@ class Costing:
                 log.warning("model %r has no price: its cost is recorded as UNPRICED", model)
             return
         ctx.cost_usd = compute_cost(price, usage).total_usd
+        if ctx.cascade_first is not None:
+            # The cheap answer that failed its checks was paid for too.
+            first_dep, first_usage = ctx.cascade_first
+            first_price = self.price(first_dep.public_model, first_dep.upstream_model)
+            if first_price is not None:
+                ctx.cost_usd += compute_cost(first_price, usage_from_any(first_usage)).total_usd
         if ctx.compression_saved_tokens and ctx.cache_status not in ("hit", "semantic"):
             trimmed = Usage(prompt_tokens=ctx.compression_saved_tokens)
             ctx.savings["compression"] = compute_cost(price, trimmed).total_usd
@@ -126,7 +132,11 @@ class Costing:
             ctx.cost_usd = 0.0
         ctx.baseline_cost_usd = ctx.cost_usd + ctx.saved_usd
         entry = ctx.requested_entry
-        if entry is not None and dep is not None and dep.public_model != entry.name:
+        if (
+            entry is not None
+            and dep is not None
+            and (dep.public_model != entry.name or ctx.cascade_first is not None)
+        ):
             # Failed over to another model: the baseline is still the requested model (a
             # failover is not a saving lever, so nothing is added to ``savings``).
             requested = self.price(entry.name, entry.deployments[0].upstream_model)
@@ -134,7 +144,11 @@ class Costing:
                 ctx.baseline_cost_usd = None
             else:
                 baseline = compute_cost(requested, usage).total_usd
-                if (ctx.degraded_from or ctx.route_group) and baseline > ctx.cost_usd:
+                if ctx.cascade_first is not None:
+                    # A cascade that escalated: the saving is net of the wasted cheap call
+                    # (negative when the escalation cost more than the baseline).
+                    ctx.savings["routing"] = baseline - ctx.cost_usd
+                elif (ctx.degraded_from or ctx.route_group) and baseline > ctx.cost_usd:
                     # Routing (a route group, or a budget's degrade) chose the cheaper model.
                     ctx.savings["routing"] = baseline - ctx.cost_usd
                 ctx.baseline_cost_usd = baseline + sum(

@@ -97,6 +97,26 @@ class DispatchStage:
         return self._rng.uniform(0, cap)
 
     async def run(self, ctx: RequestContext) -> Outcome | None:
+        outcome = await self._run(ctx)
+        if ctx.cascade is None or not isinstance(outcome, Completed):
+            return outcome
+        # Cascade: the cheap answer must pass its checks, else the strong model answers.
+        from thrifty.routing.cascade import check_answer
+
+        strong, checks, regex, policy = ctx.cascade
+        ctx.cascade = None
+        verdict = check_answer(ctx.body, outcome.data, checks, regex=regex)
+        policy.record(not verdict.ok)
+        if verdict.ok:
+            return outcome
+        ctx.flags.append(f"cascade_escalated:{verdict.failed}")
+        ctx.cascade_first = (ctx.deployment, ctx.usage)
+        ctx.entry = self._registry.models[strong]
+        ctx.body = {**ctx.body, "model": strong}
+        ctx.usage = None
+        return await self._run(ctx)
+
+    async def _run(self, ctx: RequestContext) -> Outcome | None:
         assert ctx.entry is not None, "route stage must run first"
         registry = self._registry
         budget = self._max_attempts

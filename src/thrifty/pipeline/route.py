@@ -64,3 +64,6 @@ class RouteStage:
         baseline = registry.models[large[0]] if large else entry
         ctx.requested_entry = baseline
         ctx.body = {**ctx.body, "model": entry.name}
+        cascade = policy.config.cascade
+        if decision.escalate_to and not ctx.stream and decision.escalate_to in registry.models:
+            ctx.cascade = (decision.escalate_to, tuple(cascade.checks), cascade.regex, policy)
