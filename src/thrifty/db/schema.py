@@ -107,3 +107,15 @@ budget_changes = Table(
     Column("new", JSON),
 )
 Index("ix_budget_changes_budget_id", budget_changes.c.budget_id, budget_changes.c.id)
+
+# One row per request a client rated (POST /v1/feedback); the latest rating wins.
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("request_id", String(40), primary_key=True),
+    Column("tenant", String(200), nullable=False),
+    Column("score", Float),
+    Column("needed_clarification", Boolean),
+    Column("comment", String(2000)),
+    Column("at", DateTime(timezone=True), nullable=False),
+)

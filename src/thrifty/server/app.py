@@ -24,6 +24,7 @@ from thrifty.server.admin_reports import AdminReportsEndpoint
 from thrifty.server.admin_route import AdminRoutePreviewEndpoint
 from thrifty.server.admin_routes import AdminKeysEndpoint
 from thrifty.server.anthropic_routes import CountTokensEndpoint, MessagesEndpoint
+from thrifty.server.feedback_routes import FeedbackEndpoint
 from thrifty.server.http import Receive, Scope, Send, request_headers, send_error
 from thrifty.server.openai_routes import (
     ChatCompletionsEndpoint,
@@ -58,6 +59,7 @@ class ThriftyApp:
             ("POST", "/embeddings"): embeddings,
             ("GET", "/v1/models"): models,
             ("GET", "/models"): models,
+            ("POST", "/v1/feedback"): FeedbackEndpoint(gateway),
             ("POST", "/v1/messages"): messages,
             ("POST", "/v1/messages/count_tokens"): count_tokens,
             ("GET", "/healthz"): HealthEndpoint(gateway),
