@@ -45,6 +45,7 @@ from thrifty.pipeline.embeddings_cache import EmbeddingsCacheStage
 from thrifty.pipeline.optimize import OptimizeStage
 from thrifty.pipeline.outcome import Completed, Outcome
 from thrifty.pipeline.record import MetricsRecorder, RouteMetricsRecorder
+from thrifty.pipeline.shadow import ShadowSampler
 from thrifty.pipeline.stage import Recorder
 from thrifty.pricing import CostCalculator, PriceCatalog
 from thrifty.providers.registry import ProviderRegistry
@@ -125,6 +126,7 @@ class Gateway:
             if self.admission.deployment_specs:
                 self.registry.deployment_gate = self.admission.deployment_gate
         self.route_policies: dict[str, Any] = {}
+        self.shadows: ShadowSampler | None = None
         if config.routing.groups:
             from thrifty.routing.policy import RoutePolicy
 
@@ -135,6 +137,8 @@ class Gateway:
                     self.route_policies["auto"] = policy
             self.enabled_levers = self.enabled_levers | {"routing"}
             self.recorders.append(RouteMetricsRecorder(self.metrics, self.route_policies))
+            self.shadows = ShadowSampler(self, self.route_policies)
+            self.recorders.append(self.shadows)
         self.chat_pipeline = build_chat_pipeline(
             self.registry,
             self.costing,
@@ -244,6 +248,8 @@ class Gateway:
             self.budget_settler.backend = self.budgets.backend
 
     async def aclose(self) -> None:
+        if self.shadows is not None:
+            await self.shadows.flush()
         await self.registry.aclose()
         if self.budget_settler is not None:
             await self.budget_settler.flush()

@@ -30,6 +30,12 @@ DataOption = Annotated[
         "--data", "-d", help="CSV with prompt, cheap_correct, strong_correct (0/1) columns."
     ),
 ]
+OptionalDataOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data", "-d", help="CSV with prompt, cheap_correct, strong_correct (0/1) columns."
+    ),
+]
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed for folds, bootstrap, sampling.")]
 BootOption = Annotated[
     int, typer.Option("--bootstrap", min=50, help="Bootstrap replicates for the intervals.")
@@ -122,9 +128,47 @@ def _length_scores(prompts: list[str]) -> Any:
     return np.array([scorer.score_text(p) for p in prompts])
 
 
+def _from_ledger(config: Path | None, period: str, out: Path) -> Path:
+    """Write the shadow-sampled training set from the ledger to ``out`` (see
+    ``thrifty.routing.ledger_dataset`` for how rows are labelled)."""
+    import asyncio
+
+    from thrifty.cli.common import load
+    from thrifty.db.engine import make_engine
+    from thrifty.db.migrate import upgrade
+    from thrifty.ledger.periods import parse_period
+    from thrifty.routing.ledger_dataset import ledger_rows, write_csv
+
+    cfg = load(config)
+
+    async def go() -> list[dict[str, Any]]:
+        engine = make_engine(cfg.database.url)
+        try:
+            await upgrade(engine)
+            return await ledger_rows(engine, parse_period(period))
+        finally:
+            await engine.dispose()
+
+    rows = asyncio.run(go())
+    if not rows:
+        _fail(
+            "no shadow-sampled requests with stored content in the ledger for this period "
+            "(turn on a route group's shadow sampling and ledger.store_content)"
+        )
+    write_csv(rows, out)
+    _out().print(f"{len(rows):,} labelled prompts from the ledger → {out}")
+    return out
+
+
 @app.command()
 def train(
-    data: DataOption,
+    data: OptionalDataOption = None,
+    from_ledger: Annotated[
+        bool,
+        typer.Option("--from-ledger", help="Build the training set from shadow-sampled requests."),
+    ] = False,
+    period: Annotated[str, typer.Option("--period", help="Ledger period (--from-ledger).")] = "90d",
+    config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to save the model.")] = Path(
         "router.npz"
     ),
@@ -149,6 +193,11 @@ def train(
 ) -> None:
     """Train the learned router with grouped k-fold cross-validation; save it if it beats random."""
     from thrifty.routing.train import train_router
+
+    if from_ledger:
+        data = _from_ledger(config, period, out.with_suffix(".ledger.csv"))
+    if data is None:
+        _fail("give --data CSV or --from-ledger")
 
     dataset = _load(data, sample, seed, group_col)
     vectors, embedder_id = _embed(dataset.prompts, embeddings_cache)

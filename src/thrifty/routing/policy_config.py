@@ -267,6 +267,16 @@ class CascadeConfig(_Frozen):
         return self
 
 
+class ShadowConfig(_Frozen):
+    """Shadow sampling: ``rate`` of the requests routed below the large tier are also sent to
+    ``model`` (default: the group's first large model) in the background, up to
+    ``max_usd_per_day`` of shadow spend per UTC day."""
+
+    rate: float = Field(0.0, ge=0, le=1)
+    max_usd_per_day: float = Field(1.0, ge=0)
+    model: str | None = None
+
+
 class RouteGroupConfig(_Frozen):
     """One route group's policy (see the module docstring for an example)."""
 
@@ -286,6 +296,7 @@ class RouteGroupConfig(_Frozen):
     """Extra models tried after the tiers' own (see ``RoutePolicy``)."""
     max_fallbacks: int = Field(3, ge=0)
     cascade: CascadeConfig = Field(default_factory=CascadeConfig)
+    shadow: ShadowConfig = Field(default_factory=ShadowConfig)
 
     @field_validator("scorer")
     @classmethod
