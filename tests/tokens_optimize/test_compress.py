@@ -116,8 +116,11 @@ def test_lossless_is_idempotent_and_never_adds_tokens(
     original = copy.deepcopy(body)
     once, result = compress_lossless(body)
     assert body == original
-    assert result.tokens_before == count_request(body).tokens
-    assert result.tokens_after == count_request(once).tokens <= result.tokens_before
+    if result.texts_changed or result.duplicates_dropped:
+        assert result.tokens_before == count_request(body).tokens
+        assert result.tokens_after == count_request(once).tokens <= result.tokens_before
+    else:  # nothing to rewrite: nothing counted, nothing saved
+        assert once == body and result.tokens_saved == 0
     twice, again = compress_lossless(once)
     assert twice == once and again.tokens_saved == 0
 

@@ -194,11 +194,15 @@ def rewrite_messages(
     each text's rewrite only where that text's own count does not rise.
     """
     messages = body_messages(body)
-    before = prompt_tokens(body)
     options: dict[str, Any] = {"roles": roles, "arguments": arguments, "dedupe": dedupe}
     done = _rewrite_pass(messages, text_fn, _changed, **options)
+    if not (done.texts_changed or done.duplicates):
+        # Nothing to rewrite (the common case on the request path): no token counting at all;
+        # the result reports 0 before and after.
+        return dict(body), CompressResult(0, 0, lossy=lossy)
+    before = prompt_tokens(body)
     new_body = with_messages(body, done.messages)
-    after = prompt_tokens(new_body) if done.texts_changed or done.duplicates else before
+    after = prompt_tokens(new_body)
     if after > before:
         done = _rewrite_pass(messages, text_fn, _no_worse(body_model(body)), **options)
         new_body = with_messages(body, done.messages)
