@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
+from abc import ABC, abstractmethod
 from typing import Self
 
 from aiohttp import web
@@ -12,7 +13,7 @@ from aiohttp import web
 __all__ = ["ServerLifecycle"]
 
 
-class ServerLifecycle:
+class ServerLifecycle(ABC):
     """Base for fake servers: subclasses add their handlers in ``routes``.
 
     ``await start()`` / ``async with`` run it on the current loop; ``start_in_thread()`` /
@@ -28,8 +29,9 @@ class ServerLifecycle:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
+    @abstractmethod
     def routes(self, app: web.Application) -> None:
-        raise NotImplementedError
+        """Register the provider's endpoints on ``app``."""
 
     @property
     def port(self) -> int:

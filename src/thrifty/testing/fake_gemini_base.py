@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
+from abc import ABC, abstractmethod
 from collections import deque
 from typing import Any, Self
 
@@ -37,7 +38,7 @@ def header_int(request: web.Request, name: str) -> int | None:
     return number
 
 
-class FakeServerBase:
+class FakeServerBase(ABC):
     """A loopback aiohttp server started with ``await start()`` / ``async with``, or on its own
     loop in a daemon thread with ``start_in_thread()`` / ``with``. ``set_fault``, ``requests``
     and ``clear`` may be used from any thread."""
@@ -64,12 +65,13 @@ class FakeServerBase:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- to override -----------------------------------------------------------------------
+    @abstractmethod
     def routes(self, app: web.Application) -> None:
-        raise NotImplementedError
+        """Register the provider's endpoints on ``app``."""
 
+    @abstractmethod
     def fault_response(self, fault: FaultSpec, stream: bool) -> web.Response:
         """The provider-shaped answer to a ``status=`` or ``malformed`` fault."""
-        raise NotImplementedError
 
     # -- lifecycle -------------------------------------------------------------------------
     @property
