@@ -208,6 +208,18 @@ class SemanticCacheConfig(_Frozen):
     max_entries_per_scope: int = Field(100_000, ge=1)
 
 
+class S3CacheConfig(_Frozen):
+    """An S3-compatible object store as the cache's warm tier (instead of the local disk)."""
+
+    bucket: str
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    prefix: str = "thrifty-cache/"
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    timeout_s: float = Field(2.0, gt=0)
+
+
 class CacheConfig(_Frozen):
     """The response cache. Tiers: in-process LRU (``memory_max_bytes``) → Redis (when
     ``redis.url`` is set) → disk (``disk_path``; the embedded default)."""
@@ -221,6 +233,7 @@ class CacheConfig(_Frozen):
     store_multiple_choices: bool = False
     memory_max_bytes: int = Field(256 * 1024 * 1024, ge=0)
     disk_path: str | None = "./thrifty-data/cache"
+    s3: S3CacheConfig | None = None
     coalesce: bool = True
     rules: tuple[CacheRule, ...] = ()
     semantic: SemanticCacheConfig = Field(default_factory=SemanticCacheConfig)

@@ -43,7 +43,11 @@ class TieredCache:
             rc = self._redis_config
             if self.redis is not None:
                 self.tiers.append(RedisStore(self.redis, rc.prefix, rc.timeout_s))
-            elif self._config.disk_path:
+            if self._config.s3 is not None:
+                from thrifty.cache.s3_store import S3Store
+
+                self.tiers.append(await asyncio.to_thread(S3Store, self._config.s3))
+            elif self.redis is None and self._config.disk_path:
                 disk = await asyncio.to_thread(DiskStore, self._config.disk_path)
                 self.tiers.append(disk)
                 # The disk tier is written back, not through: an entry reaches it when the
