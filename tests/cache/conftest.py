@@ -56,6 +56,8 @@ async def cache_stack(
 ) -> AsyncIterator[CacheStack]:
     redis = cache.pop("redis", None)
     extra: dict[str, Any] = {"redis": redis} if redis else {}
+    if "ledger" in cache:
+        extra["ledger"] = cache.pop("ledger")
     config = gateway_config(
         fake.base_url,
         tmp_path,

@@ -108,3 +108,44 @@ async def test_replicas_share_the_index_through_redis(
         assert await ask(b, "What's the way to reset my password?") == "semantic"
     async with cache_stack(fake, tmp_path / "c", redis=redis, **SEMANTIC) as c:
         assert await ask(c, "How can I reset my password?") == "semantic"  # bootstrapped
+
+
+async def test_rated_semantic_hits_become_calibration_pairs(
+    fake: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    import orjson
+    from typer.testing import CliRunner
+
+    from thrifty.cli.main import app as cli
+
+    async with cache_stack(
+        fake,
+        tmp_path,
+        semantic={"enabled": True, "threshold": 0.92},
+        ledger={"store_content": True},
+    ) as s:
+        await ask(s, "How do I reset my password?")
+        hit = await s.chat(chat_body("What's the way to reset my password?"))
+        assert hit.headers["x-thrifty-cache"] == "semantic"
+        rid = hit.headers["x-thrifty-request-id"]
+        r = await s.client.post(
+            "/v1/feedback", json={"request_id": rid, "score": 0.0}, headers=await s.key()
+        )
+        assert r.status_code == 200
+    cfg = tmp_path / "cli.yaml"
+    cfg.write_text(f"database: {{url: 'sqlite:///{tmp_path / 'thrifty.db'}'}}\n")
+    out = tmp_path / "pairs.jsonl"
+    result = await asyncio.to_thread(
+        CliRunner().invoke,
+        cli,
+        ["cache", "pairs-from-ledger", "--out", str(out), "--period", "1h", "-c", str(cfg)],
+    )
+    assert result.exit_code == 0, result.output
+    pairs = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert pairs == [
+        {
+            "a": "What's the way to reset my password?",
+            "b": "How do I reset my password?",
+            "label": False,
+        }
+    ]

@@ -180,7 +180,60 @@ def warm(
     console.print(", ".join(f"{k}: {v}" for k, v in counts.items()))
 
 
+def pairs_from_ledger(
+    out: Path = typer.Option(..., "--out", "-o", help="Where to write the labelled pairs (JSONL)."),
+    period: str = typer.Option("90d", "--period", "-p"),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Labelled pairs from the ledger: each rated semantic hit is (question, cached question,
+    rating ≥ 0.5). Needs ledger.store_content; feed the file to `thrifty cache calibrate`."""
+    from sqlalchemy import select
+
+    from thrifty.db.engine import make_engine
+    from thrifty.db.migrate import upgrade
+    from thrifty.db.schema import feedback, ledger
+    from thrifty.ledger.periods import parse_period
+    from thrifty.pipeline.semantic import last_user_text
+
+    cfg = load(config)
+    window = parse_period(period)
+
+    async def go() -> list[dict[str, Any]]:
+        engine = make_engine(cfg.database.url)
+        try:
+            await upgrade(engine)
+            c, f = ledger.c, feedback.c
+            query = (
+                select(c.content, f.score, f.needed_clarification)
+                .select_from(ledger.join(feedback, f.request_id == c.request_id))
+                .where(
+                    c.cache_status == "semantic",
+                    c.started_at >= window.start,
+                    c.started_at < window.end,
+                )
+            )
+            async with engine.connect() as conn:
+                rows = (await conn.execute(query)).all()
+        finally:
+            await engine.dispose()
+        pairs = []
+        for content, score, clarification in rows:
+            content = content or {}
+            asked = last_user_text(content.get("request") or {})
+            matched = content.get("semantic_match")
+            if not asked or not matched:
+                continue
+            good = (score is None or score >= 0.5) and not clarification
+            pairs.append({"a": asked, "b": matched, "label": bool(good)})
+        return pairs
+
+    pairs = run(go())
+    out.write_bytes(b"".join(orjson.dumps(p) + b"\n" for p in pairs))
+    console.print(f"{len(pairs)} labelled pairs from rated semantic hits → {out}")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(warm)
     app.command()(invalidate)
     app.command()(stats)
+    app.command("pairs-from-ledger")(pairs_from_ledger)

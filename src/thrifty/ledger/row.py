@@ -24,7 +24,10 @@ def _content(ctx: RequestContext) -> dict[str, Any]:
         answer = "".join(ctx.output_parts)
     else:
         answer = None
-    return {"request": ctx.body, "response": answer}
+    content: dict[str, Any] = {"request": ctx.body, "response": answer}
+    if ctx.semantic_match is not None:
+        content["semantic_match"] = ctx.semantic_match
+    return content
 
 
 def build_row(ctx: RequestContext, *, store_content: bool = False) -> dict[str, Any]:

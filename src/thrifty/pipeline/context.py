@@ -83,6 +83,8 @@ class RequestContext:
     requested_entry: ModelEntry | None = None
     """The model entry the request asked for (``entry`` may change: budget degrade)."""
     semantic: Any = None
+    semantic_match: str | None = None
+    """The cached question a semantic hit matched (kept with ``ledger.store_content``)."""
     """(partition, vector, text) of a semantic-cache lookup, for indexing the answer."""
     usage_parsed: Any = None
     """The canonical ``pricing.Usage`` of ``usage``, set by the costing step."""

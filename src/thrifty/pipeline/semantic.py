@@ -138,6 +138,7 @@ class SemanticStage:
             outcome = self.exact.answer(ctx, CacheEntry.decode(found[0]), "semantic")
             ctx.cache_status = "semantic"
             ctx.cache_similarity = round(float(hit.score), 6)
+            ctx.semantic_match = hit.meta.get("text")
             return outcome
         return None
 
