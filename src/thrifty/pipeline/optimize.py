@@ -23,8 +23,12 @@ class OptimizeStage:
 
     def __init__(self, config: OptimizeConfig) -> None:
         self.config = config
+        self._default = self._merge(None)
 
     def settings(self, ctx: RequestContext) -> OptimizeRule:
+        return self._default if not self.config.rules else self._merge(ctx)
+
+    def _merge(self, ctx: RequestContext | None) -> OptimizeRule:
         c = self.config
         merged: dict[str, Any] = {
             "lossless": c.lossless,
@@ -33,6 +37,8 @@ class OptimizeStage:
             "keep_last_turns": c.keep_last_turns,
             "response_limits": c.response_limits,
         }
+        if ctx is None:
+            return OptimizeRule(**merged)
         use_case = ctx.tags.get("use_case")
         for rule in c.rules:
             if (rule.model and rule.model != ctx.requested_model) or (
