@@ -20,7 +20,9 @@ class SingleFlight:
     def __init__(
         self, redis: Any = None, prefix: str = "thrifty", lock_ttl_s: float = 60.0
     ) -> None:
-        self._flights: dict[str, asyncio.Future[bytes | None]] = {}
+        # A leader registers its key with no future; the first follower creates one, so a
+        # request that nobody joins costs a dict entry, not a future.
+        self._flights: dict[str, asyncio.Future[bytes | None] | None] = {}
         self._redis = redis
         self._prefix = f"{prefix}:flight:"
         self._lock_ms = int(lock_ttl_s * 1000)
@@ -28,12 +30,16 @@ class SingleFlight:
 
     def follow(self, key: str) -> asyncio.Future[bytes | None] | None:
         """The in-process flight for ``key``, if one is running."""
-        return self._flights.get(key)
-
-    def lead(self, key: str) -> asyncio.Future[bytes | None]:
-        future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
-        self._flights[key] = future
+        if key not in self._flights:
+            return None
+        future = self._flights[key]
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self._flights[key] = future
         return future
+
+    def lead(self, key: str) -> None:
+        self._flights[key] = None
 
     def land(self, key: str, value: bytes | None) -> None:
         """The leader finished: wake the followers with the stored entry (or None)."""
