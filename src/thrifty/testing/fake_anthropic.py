@@ -22,7 +22,6 @@ else ``set_fault``. ``requests`` keeps the last 1000 ``/v1`` requests.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import threading
 import uuid
 from collections import deque
@@ -56,6 +55,7 @@ from thrifty.testing.fake_anthropic_wire import (
     send_stream,
 )
 from thrifty.testing.faults import Latency
+from thrifty.testing.server_base import ServerLifecycle
 from thrifty.tokens import encoding_for
 
 __all__ = ["AnthropicFault", "FakeAnthropicServer"]
@@ -67,12 +67,14 @@ MODELS = ("claude-opus-4-1", "claude-sonnet-4-5", "claude-haiku-4-5")
 ORGANIZATION_ID = "00000000-0000-4000-8000-00000000fa4e"
 
 
-class FakeAnthropicServer:
+class FakeAnthropicServer(ServerLifecycle):
     """A real HTTP server imitating the Anthropic API; see the module docstring.
 
     Start it with ``await start()`` (or ``async with``) on the running loop, or with
     ``start_in_thread()`` (or ``with``) on its own loop in a daemon thread.
     """
+
+    thread_name = "fake-anthropic"
 
     def __init__(
         self,
@@ -85,8 +87,7 @@ class FakeAnthropicServer:
         cache_min_tokens: int = 1024,
         strict_alternation: bool = True,
     ) -> None:
-        self.host = host
-        self._port = port
+        super().__init__(host, port)
         self.latency = latency or Latency()
         self.api_key = api_key
         self.strict_alternation = strict_alternation
@@ -95,102 +96,16 @@ class FakeAnthropicServer:
         self._runtime_faults: dict[str | None, tuple[AnthropicFault, int | None]] = {}
         self._lock = threading.Lock()
         self._requests: deque[dict[str, Any]] = deque(maxlen=MAX_RECORDED_REQUESTS)
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
 
-    # -- lifecycle -------------------------------------------------------------------------
+    # -- lifecycle (``ServerLifecycle``; ``base_url`` is the root: the SDK adds ``/v1``) ------
 
-    @property
-    def port(self) -> int:
-        return self._port
-
-    @property
-    def base_url(self) -> str:
-        """``http://host:port`` (no ``/v1``), what the Anthropic SDK takes as ``base_url``."""
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
-        return f"http://{f'[{host}]' if ':' in host else host}:{self._port}"
-
-    async def start(self) -> str:
-        """Start listening on the running loop; returns ``base_url``."""
-        if self._runner is not None:
-            return self.base_url
+    async def prepare(self) -> None:
         await asyncio.to_thread(encoding_for, "gpt-4o")  # build the tokenizer once, up front
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self._messages)
         app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
         app.router.add_get("/v1/models", self._models)
-        app.router.add_get("/health", self._health)
-        runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, self.host, self._port).start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
-        return self.base_url
-
-    async def stop(self) -> None:
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-
-    async def __aenter__(self) -> FakeAnthropicServer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    def start_in_thread(self) -> str:
-        """Start on a fresh event loop in a daemon thread; returns ``base_url``."""
-        if self._thread is not None:
-            return self.base_url
-        loop = asyncio.new_event_loop()
-        ready: concurrent.futures.Future[str] = concurrent.futures.Future()
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                ready.set_result(loop.run_until_complete(self.start()))
-            except BaseException as exc:
-                ready.set_exception(exc)
-                loop.close()
-                return
-            try:
-                loop.run_forever()
-            finally:
-                loop.run_until_complete(loop.shutdown_asyncgens())
-                loop.close()
-
-        thread = threading.Thread(target=run, name="fake-anthropic", daemon=True)
-        thread.start()
-        try:
-            url = ready.result(timeout=30)
-        except BaseException:
-            thread.join(timeout=5)
-            raise
-        self._loop, self._thread = loop, thread
-        return url
-
-    def stop_thread(self) -> None:
-        """Stop a server started with ``start_in_thread`` and join its thread."""
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        asyncio.run_coroutine_threadsafe(self.stop(), loop).result(timeout=30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=30)
-        self._loop = self._thread = None
-
-    def __enter__(self) -> FakeAnthropicServer:
-        self.start_in_thread()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop_thread()
 
     # -- test helpers ----------------------------------------------------------------------
 
@@ -354,9 +269,6 @@ class FakeAnthropicServer:
         return None
 
     # -- handlers --------------------------------------------------------------------------
-
-    async def _health(self, request: web.Request) -> web.Response:
-        return web.Response(body=b'{"status":"ok"}', content_type=_JSON)
 
     async def _models(self, request: web.Request) -> web.Response:
         data = [

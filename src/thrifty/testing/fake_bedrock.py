@@ -49,9 +49,9 @@ from aiohttp import web
 from thrifty.providers.bedrock_eventstream import encode_event, encode_exception
 from thrifty.testing.fake_bedrock_answers import PromptCache, plan_answer, stream_events
 from thrifty.testing.fake_bedrock_auth import check_auth
-from thrifty.testing.fake_bedrock_server import ServerLifecycle
 from thrifty.testing.fake_bedrock_validate import BedrockValidationError, validate_converse
 from thrifty.testing.faults import FaultSpec, Latency
+from thrifty.testing.server_base import ServerLifecycle
 
 __all__ = ["FAKE_ACCESS_KEY", "FAKE_SECRET_KEY", "BedrockFault", "FakeBedrockServer"]
 
@@ -146,7 +146,6 @@ class FakeBedrockServer(ServerLifecycle):
         self._requests: deque[dict[str, Any]] = deque(maxlen=MAX_RECORDED_REQUESTS)
 
     def routes(self, app: web.Application) -> None:
-        app.router.add_get("/health", self._health)
         app.router.add_route("*", "/{tail:.*}", self._handle)
 
     # -- test helpers ----------------------------------------------------------------------
@@ -209,9 +208,6 @@ class FakeBedrockServer(ServerLifecycle):
         headers["x-amzn-ErrorType"] = f"{code}:http://internal.amazon.com/coral/com.amazon.bedrock/"
         headers.update(extra)
         return web.Response(status=status, body=orjson.dumps({"message": message}), headers=headers)
-
-    async def _health(self, request: web.Request) -> web.Response:
-        return web.Response(body=b'{"status":"ok"}', content_type=_JSON)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         started = time.monotonic()

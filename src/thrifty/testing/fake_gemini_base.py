@@ -10,16 +10,16 @@ Fault specs are ``faults.FaultSpec`` strings, chosen by the ``x-fake-fault`` hea
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import threading
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections import deque
-from typing import Any, Self
+from typing import Any
 
 import orjson
 from aiohttp import web
 
 from thrifty.testing.faults import FaultSpec, Latency
+from thrifty.testing.server_base import ServerLifecycle
 
 MAX_RECORDED_REQUESTS = 1000
 
@@ -38,7 +38,7 @@ def header_int(request: web.Request, name: str) -> int | None:
     return number
 
 
-class FakeServerBase(ABC):
+class FakeServerBase(ServerLifecycle):
     """A loopback aiohttp server started with ``await start()`` / ``async with``, or on its own
     loop in a daemon thread with ``start_in_thread()`` / ``with``. ``set_fault``, ``requests``
     and ``clear`` may be used from any thread."""
@@ -53,113 +53,17 @@ class FakeServerBase(ABC):
         latency: Latency | None = None,
         faults: dict[str, str] | None = None,
     ) -> None:
-        self.host = host
-        self._port = port
+        super().__init__(host, port)
         self.latency = latency or Latency()
         self._config_faults = {m: FaultSpec.parse(s) for m, s in (faults or {}).items()}
         self._runtime_faults: dict[str | None, tuple[FaultSpec, int | None]] = {}
         self._lock = threading.Lock()
         self._requests: deque[dict[str, Any]] = deque(maxlen=MAX_RECORDED_REQUESTS)
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- to override -----------------------------------------------------------------------
     @abstractmethod
-    def routes(self, app: web.Application) -> None:
-        """Register the provider's endpoints on ``app``."""
-
-    @abstractmethod
     def fault_response(self, fault: FaultSpec, stream: bool) -> web.Response:
         """The provider-shaped answer to a ``status=`` or ``malformed`` fault."""
-
-    # -- lifecycle -------------------------------------------------------------------------
-    @property
-    def port(self) -> int:
-        return self._port
-
-    @property
-    def root_url(self) -> str:
-        """``http://host:port`` with no path."""
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
-        return f"http://{f'[{host}]' if ':' in host else host}:{self._port}"
-
-    async def start(self) -> str:
-        """Start listening on the running loop; returns the root URL."""
-        if self._runner is None:
-            app = web.Application(client_max_size=64 * 1024 * 1024)
-            self.routes(app)
-            app.router.add_get("/health", self._health)
-            runner = web.AppRunner(
-                app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
-            )
-            await runner.setup()
-            try:
-                await web.TCPSite(runner, self.host, self._port).start()
-            except BaseException:
-                await runner.cleanup()
-                raise
-            self._runner = runner
-            self._port = int(runner.addresses[0][1])
-        return self.root_url
-
-    async def stop(self) -> None:
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    def start_in_thread(self) -> str:
-        """Start on a fresh event loop in a daemon thread; returns the root URL."""
-        if self._thread is not None:
-            return self.root_url
-        loop = asyncio.new_event_loop()
-        ready: concurrent.futures.Future[str] = concurrent.futures.Future()
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                ready.set_result(loop.run_until_complete(self.start()))
-            except BaseException as exc:
-                ready.set_exception(exc)
-                loop.close()
-                return
-            try:
-                loop.run_forever()
-            finally:
-                loop.run_until_complete(loop.shutdown_asyncgens())
-                loop.close()
-
-        thread = threading.Thread(target=run, name=self.thread_name, daemon=True)
-        thread.start()
-        url = ready.result(timeout=30)
-        self._loop, self._thread = loop, thread
-        return url
-
-    def stop_thread(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        asyncio.run_coroutine_threadsafe(self.stop(), loop).result(timeout=30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=30)
-        self._loop = self._thread = None
-
-    def __enter__(self) -> Self:
-        self.start_in_thread()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop_thread()
-
-    async def _health(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
 
     # -- test helpers ----------------------------------------------------------------------
     @property

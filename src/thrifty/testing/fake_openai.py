@@ -26,7 +26,6 @@ else by ``set_fault``. ``requests`` keeps the last 1000 ``/v1`` requests for ass
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import threading
 import time
 import uuid
@@ -60,6 +59,7 @@ from thrifty.testing.fake_openai_wire import (
     usage_object,
 )
 from thrifty.testing.faults import FaultSpec, Latency
+from thrifty.testing.server_base import ServerLifecycle
 from thrifty.tokens import count_messages, count_text, encoding_for
 
 __all__ = ["FakeOpenAIServer", "FaultSpec", "Latency", "run_fake_upstream"]
@@ -70,13 +70,15 @@ _SSE = "text/event-stream; charset=utf-8"
 MAX_RECORDED_REQUESTS = 1000
 
 
-class FakeOpenAIServer:
+class FakeOpenAIServer(ServerLifecycle):
     """A real HTTP server imitating the OpenAI API; see the module docstring.
 
     Start it with ``await start()`` (or ``async with``) on the running loop, or with
     ``start_in_thread()`` on its own loop in a daemon thread. ``set_fault`` and ``requests`` may
     be used from any thread.
     """
+
+    thread_name = "fake-openai"
 
     def __init__(
         self,
@@ -88,8 +90,7 @@ class FakeOpenAIServer:
         embedding_dim: int = 256,
         api_key: str | None = None,
     ) -> None:
-        self.host = host
-        self._port = port
+        super().__init__(host, port)
         self.latency = latency or Latency()
         self.embedding_dim = embedding_dim
         self.api_key = api_key
@@ -99,114 +100,26 @@ class FakeOpenAIServer:
         self._runtime_faults: dict[str | None, tuple[FaultSpec, int | None]] = {}
         self._lock = threading.Lock()
         self._requests: deque[dict[str, Any]] = deque(maxlen=MAX_RECORDED_REQUESTS)
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._models_body = orjson.dumps(
             {"object": "list", "data": [model_object(m) for m in DEFAULT_MODELS]}
         )
 
-    # -- lifecycle -------------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        """The bound port (the requested one until started)."""
-        return self._port
+    # -- lifecycle (``ServerLifecycle``) ---------------------------------------------------
 
     @property
     def base_url(self) -> str:
         """``http://host:port/v1``, what the OpenAI SDK takes as ``base_url``."""
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
-        if ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{self._port}/v1"
+        return f"{self.root_url}/v1"
 
-    async def start(self) -> str:
-        """Start listening on the running loop; returns ``base_url``."""
-        if self._runner is not None:
-            return self.base_url
+    async def prepare(self) -> None:
         # Build the tokenizers now (once per process), not on the first request.
         await asyncio.to_thread(_warm_tokenizers)
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/v1/models/{model_id:.+}", self._model)
-        app.router.add_get("/health", self._health)
-        runner = web.AppRunner(
-            app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
-        )
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self._port)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
-        return self.base_url
-
-    async def stop(self) -> None:
-        """Stop listening and close connections (in-flight handlers get up to 1 s)."""
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-
-    async def __aenter__(self) -> FakeOpenAIServer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    def start_in_thread(self) -> str:
-        """Start on a fresh event loop in a daemon thread; returns ``base_url``."""
-        if self._thread is not None:
-            return self.base_url
-        loop = asyncio.new_event_loop()
-        ready: concurrent.futures.Future[str] = concurrent.futures.Future()
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                ready.set_result(loop.run_until_complete(self.start()))
-            except BaseException as exc:
-                ready.set_exception(exc)
-                loop.close()
-                return
-            try:
-                loop.run_forever()
-            finally:
-                loop.run_until_complete(loop.shutdown_asyncgens())
-                loop.close()
-
-        thread = threading.Thread(target=run, name="fake-openai", daemon=True)
-        thread.start()
-        try:
-            url = ready.result(timeout=30)
-        except BaseException:
-            thread.join(timeout=5)
-            raise
-        self._loop, self._thread = loop, thread
-        return url
-
-    def stop_thread(self) -> None:
-        """Stop a server started with ``start_in_thread`` and join its thread."""
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        asyncio.run_coroutine_threadsafe(self.stop(), loop).result(timeout=30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=30)
-        self._loop = self._thread = None
-
-    def __enter__(self) -> FakeOpenAIServer:
-        self.start_in_thread()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop_thread()
 
     # -- test helpers ----------------------------------------------------------------------
 
@@ -423,9 +336,6 @@ class FakeOpenAIServer:
         return resp
 
     # -- handlers --------------------------------------------------------------------------
-
-    async def _health(self, request: web.Request) -> web.Response:
-        return web.Response(body=b'{"status":"ok"}', content_type=_JSON)
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
         try:

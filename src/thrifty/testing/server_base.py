@@ -1,4 +1,5 @@
-"""Lifecycle of a fake upstream HTTP server: start on the running loop or in a daemon thread."""
+"""Lifecycle of every fake upstream HTTP server (OpenAI, Anthropic, Bedrock, Gemini, Cohere):
+start on the running loop or on its own loop in a daemon thread; ``/health`` included."""
 
 from __future__ import annotations
 
@@ -39,19 +40,29 @@ class ServerLifecycle(ABC):
         return self._port
 
     @property
-    def base_url(self) -> str:
-        """``http://host:port``: boto3's ``endpoint_url``, a provider's ``base_url``."""
+    def root_url(self) -> str:
+        """``http://host:port`` with no path."""
         host = "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
         if ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{self._port}"
 
+    @property
+    def base_url(self) -> str:
+        """What the provider's SDK takes as its base URL (the root URL unless overridden)."""
+        return self.root_url
+
+    async def prepare(self) -> None:  # noqa: B027 - an optional hook, not an abstract one
+        """Work to do once before listening (e.g. warm tokenizers); nothing by default."""
+
     async def start(self) -> str:
         """Start listening on the running loop; returns ``base_url``."""
         if self._runner is not None:
             return self.base_url
+        await self.prepare()
         app = web.Application(client_max_size=64 * 1024 * 1024)
         self.routes(app)
+        app.router.add_get("/health", self._health)
         runner = web.AppRunner(
             app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
         )
@@ -109,6 +120,9 @@ class ServerLifecycle(ABC):
             raise
         self._loop, self._thread = loop, thread
         return url
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
 
     def stop_thread(self) -> None:
         """Stop a server started with ``start_in_thread`` and join its thread."""
