@@ -262,22 +262,7 @@ class RoutePolicy:
 
         ``tags`` are the request's (``x-thrifty-tags``), merged over the principal's;
         ``available_models`` the model names that can be called now (``None``: all)."""
-        merged = _merged_tags(principal, tags)
-        score, rule = self._score(body, self._meta(principal, merged))
-        return self._route(body, principal, merged, priority, available_models, score, rule, True)
-
-    async def adecide(
-        self,
-        body: Mapping[str, Any],
-        principal: Principal | None = None,
-        tags: Mapping[str, str] | None = None,
-        priority: str = "normal",
-        available_models: Collection[str] | None = None,
-    ) -> RouteDecision:
-        """``decide`` with the scorer's ``ascore`` (the learned scorer embeds off the loop)."""
-        merged = _merged_tags(principal, tags)
-        score, rule = await self._ascore(body, self._meta(principal, merged))
-        return self._route(body, principal, merged, priority, available_models, score, rule, True)
+        return self._decide(body, principal, tags, priority, available_models, record=True)
 
     def preview(
         self,
@@ -288,9 +273,18 @@ class RoutePolicy:
         available_models: Collection[str] | None = None,
     ) -> RouteDecision:
         """``decide`` without side effects (thresholds and realised share unchanged)."""
-        merged = _merged_tags(principal, tags)
-        score, rule = self._score(body, self._meta(principal, merged))
-        return self._route(body, principal, merged, priority, available_models, score, rule, False)
+        return self._decide(body, principal, tags, priority, available_models, record=False)
+
+    async def adecide(
+        self,
+        body: Mapping[str, Any],
+        principal: Principal | None = None,
+        tags: Mapping[str, str] | None = None,
+        priority: str = "normal",
+        available_models: Collection[str] | None = None,
+    ) -> RouteDecision:
+        """``decide`` with the scorer's ``ascore`` (the learned scorer embeds off the loop)."""
+        return await self._adecide(body, principal, tags, priority, available_models, True)
 
     async def apreview(
         self,
@@ -301,9 +295,34 @@ class RoutePolicy:
         available_models: Collection[str] | None = None,
     ) -> RouteDecision:
         """``preview`` with the scorer's ``ascore``."""
+        return await self._adecide(body, principal, tags, priority, available_models, False)
+
+    def _decide(
+        self,
+        body: Mapping[str, Any],
+        principal: Principal | None,
+        tags: Mapping[str, str] | None,
+        priority: str,
+        available: Collection[str] | None,
+        *,
+        record: bool,
+    ) -> RouteDecision:
+        merged = _merged_tags(principal, tags)
+        score, rule = self._score(body, self._meta(principal, merged))
+        return self._route(body, principal, merged, priority, available, score, rule, record)
+
+    async def _adecide(
+        self,
+        body: Mapping[str, Any],
+        principal: Principal | None,
+        tags: Mapping[str, str] | None,
+        priority: str,
+        available: Collection[str] | None,
+        record: bool,
+    ) -> RouteDecision:
         merged = _merged_tags(principal, tags)
         score, rule = await self._ascore(body, self._meta(principal, merged))
-        return self._route(body, principal, merged, priority, available_models, score, rule, False)
+        return self._route(body, principal, merged, priority, available, score, rule, record)
 
     # ------------------------------------------------------------------ internals
 
