@@ -40,6 +40,12 @@ async def print_summary(results: list[DemoResult], gateway: Gateway, period: Per
         r = row.to_json()
         table.add_row(str(r["tenant"]), *(_cell(key, r[key]) for _, key in cols))
     print_table(table)
+    refused = sum(r.status == 429 for r in results)
+    if refused:
+        console.print(
+            f"{refused} requests were refused with 429 (initech's daily budget is spent; "
+            "requests it could still afford were degraded to a cheaper model)"
+        )
     latencies = [r.latency_s * 1000 for r in results if r.status == 200]
     streamed = sum(r.request.stream for r in results)
     console.print(
