@@ -16,6 +16,14 @@ from typing import Any
 from thrifty.config import OptimizeConfig, OptimizeRule
 from thrifty.pipeline.context import RequestContext
 from thrifty.pipeline.outcome import Outcome
+from thrifty.tokens import count_request
+from thrifty.tokens.optimize import (
+    apply_response_limit,
+    classify_complexity,
+    compress_lossless,
+    compress_lossy,
+    prune_context,
+)
 
 
 class OptimizeStage:
@@ -49,14 +57,6 @@ class OptimizeStage:
         return OptimizeRule(**merged)
 
     async def run(self, ctx: RequestContext) -> Outcome | None:
-        from thrifty.tokens.optimize import (
-            apply_response_limit,
-            classify_complexity,
-            compress_lossless,
-            compress_lossy,
-            prune_context,
-        )
-
         s = self.settings(ctx)
         body = ctx.body
         saved = 0
@@ -76,8 +76,6 @@ class OptimizeStage:
             if pruned.messages_dropped or pruned.messages_truncated:
                 ctx.flags.append(f"pruned:{pruned.messages_dropped}")
         if s.response_limits:
-            from thrifty.tokens import count_request
-
             complexity = classify_complexity(tokens=count_request(body).tokens)
             body, limit = apply_response_limit(
                 body, complexity, enabled=True, tier=ctx.principal.tier

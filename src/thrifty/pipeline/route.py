@@ -27,6 +27,7 @@ class RouteStage:
         self._registry = registry
         self._mode = mode
         self._policies = policies or {}
+        self._chat_models = {n for n, e in registry.models.items() if e.mode == "chat"}
 
     async def run(self, ctx: RequestContext) -> Outcome | None:
         policy = self._policies.get(ctx.requested_model) if self._policies else None
@@ -40,13 +41,12 @@ class RouteStage:
 
     async def _route_group(self, ctx: RequestContext, policy: Any) -> None:
         registry = self._registry
-        available = {n for n, e in registry.models.items() if e.mode == "chat"}
         decision = await policy.adecide(
             ctx.body,
             ctx.principal,
             tags=ctx.tags,
             priority=ctx.priority,
-            available_models=available,
+            available_models=self._chat_models,
         )
         if not decision.ok:
             raise InvalidRequestError(

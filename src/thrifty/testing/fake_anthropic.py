@@ -54,7 +54,7 @@ from thrifty.testing.fake_anthropic_wire import (
     send_message,
     send_stream,
 )
-from thrifty.testing.faults import Latency
+from thrifty.testing.faults import FaultTable, Latency
 from thrifty.testing.server_base import ServerLifecycle
 from thrifty.tokens import encoding_for
 
@@ -92,8 +92,9 @@ class FakeAnthropicServer(ServerLifecycle):
         self.api_key = api_key
         self.strict_alternation = strict_alternation
         self.cache = PromptCache(cache_min_tokens)
-        self._config_faults = {m: AnthropicFault.parse(s) for m, s in (faults or {}).items()}
-        self._runtime_faults: dict[str | None, tuple[AnthropicFault, int | None]] = {}
+        self._faults: FaultTable[AnthropicFault] = FaultTable(
+            {m: AnthropicFault.parse(s) for m, s in (faults or {}).items()}
+        )
         self._lock = threading.Lock()
         self._requests: deque[dict[str, Any]] = deque(maxlen=MAX_RECORDED_REQUESTS)
 
@@ -129,12 +130,7 @@ class FakeAnthropicServer(ServerLifecycle):
     ) -> None:
         """Inject ``spec`` into requests for ``model`` (``None``: all) for the next ``times``
         matching requests (``None``: until changed); ``spec=None`` clears it."""
-        parsed = AnthropicFault.parse(spec) if spec is not None else None
-        with self._lock:
-            if parsed is None:
-                self._runtime_faults.pop(model, None)
-            else:
-                self._runtime_faults[model] = (parsed, times)
+        self._faults.set(AnthropicFault.parse(spec) if spec is not None else None, model, times)
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -180,23 +176,7 @@ class FakeAnthropicServer(ServerLifecycle):
                 return AnthropicFault.parse(header)
             except ValueError as exc:
                 raise AnthropicBadRequest(f"invalid x-fake-fault header: {exc}") from None
-        if self._config_faults:
-            if model is not None and model in self._config_faults:
-                return self._config_faults[model]
-            if "*" in self._config_faults:
-                return self._config_faults["*"]
-        with self._lock:
-            key: str | None = model if model in self._runtime_faults else None
-            entry = self._runtime_faults.get(key)
-            if entry is None:
-                return None
-            fault, remaining = entry
-            if remaining is not None:
-                if remaining <= 1:
-                    del self._runtime_faults[key]
-                else:
-                    self._runtime_faults[key] = (fault, remaining - 1)
-            return fault
+        return self._faults.pick(model)
 
     def _latency_for(self, request: web.Request) -> Latency:
         header = request.headers.get("x-fake-latency")

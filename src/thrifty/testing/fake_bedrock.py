@@ -50,7 +50,7 @@ from thrifty.providers.bedrock_eventstream import encode_event, encode_exception
 from thrifty.testing.fake_bedrock_answers import PromptCache, plan_answer, stream_events
 from thrifty.testing.fake_bedrock_auth import check_auth
 from thrifty.testing.fake_bedrock_validate import BedrockValidationError, validate_converse
-from thrifty.testing.faults import FaultSpec, Latency
+from thrifty.testing.faults import FaultSpec, FaultTable, Latency
 from thrifty.testing.server_base import ServerLifecycle
 
 __all__ = ["FAKE_ACCESS_KEY", "FAKE_SECRET_KEY", "BedrockFault", "FakeBedrockServer"]
@@ -140,8 +140,9 @@ class FakeBedrockServer(ServerLifecycle):
         self.strict_credentials = strict_credentials
         self.latency = latency or Latency()
         self.cache = PromptCache()
-        self._config_faults = {m: BedrockFault.parse(s) for m, s in (faults or {}).items()}
-        self._runtime_faults: dict[str | None, tuple[BedrockFault, int | None]] = {}
+        self._faults: FaultTable[BedrockFault] = FaultTable(
+            {m: BedrockFault.parse(s) for m, s in (faults or {}).items()}
+        )
         self._lock = threading.Lock()
         self._requests: deque[dict[str, Any]] = deque(maxlen=MAX_RECORDED_REQUESTS)
 
@@ -168,12 +169,7 @@ class FakeBedrockServer(ServerLifecycle):
     ) -> None:
         """Inject ``spec`` into requests for ``model`` (``None``: every request), for the next
         ``times`` matching requests (``None``: until changed). ``spec=None`` clears it."""
-        parsed = BedrockFault.parse(spec) if spec is not None else None
-        with self._lock:
-            if parsed is None:
-                self._runtime_faults.pop(model, None)
-            else:
-                self._runtime_faults[model] = (parsed, times)
+        self._faults.set(BedrockFault.parse(spec) if spec is not None else None, model, times)
 
     def _fault_for(self, request: web.Request, model: str) -> BedrockFault | None:
         header = request.headers.get("x-fake-fault")
@@ -182,20 +178,7 @@ class FakeBedrockServer(ServerLifecycle):
                 return BedrockFault.parse(header)
             except ValueError as exc:
                 raise _Refused(400, "ValidationException", f"invalid x-fake-fault: {exc}") from None
-        if model in self._config_faults or "*" in self._config_faults:
-            return self._config_faults.get(model, self._config_faults.get("*"))
-        with self._lock:
-            key: str | None = model if model in self._runtime_faults else None
-            entry = self._runtime_faults.get(key)
-            if entry is None:
-                return None
-            fault, remaining = entry
-            if remaining is not None:
-                if remaining <= 1:
-                    del self._runtime_faults[key]
-                else:
-                    self._runtime_faults[key] = (fault, remaining - 1)
-            return fault
+        return self._faults.pick(model)
 
     # -- plumbing --------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from thrifty.testing.faults import FaultSpec, Latency
+from thrifty.testing.faults import FaultSpec, FaultTable, Latency
 from thrifty.testing.server_base import ServerLifecycle
 
 MAX_RECORDED_REQUESTS = 1000
@@ -55,8 +55,9 @@ class FakeServerBase(ServerLifecycle):
     ) -> None:
         super().__init__(host, port)
         self.latency = latency or Latency()
-        self._config_faults = {m: FaultSpec.parse(s) for m, s in (faults or {}).items()}
-        self._runtime_faults: dict[str | None, tuple[FaultSpec, int | None]] = {}
+        self._faults: FaultTable[FaultSpec] = FaultTable(
+            {m: FaultSpec.parse(s) for m, s in (faults or {}).items()}
+        )
         self._lock = threading.Lock()
         self._requests: deque[dict[str, Any]] = deque(maxlen=MAX_RECORDED_REQUESTS)
 
@@ -82,12 +83,7 @@ class FakeServerBase(ServerLifecycle):
     ) -> None:
         """Inject ``spec`` into requests for ``model`` (None: every request) for the next
         ``times`` of them (None: until changed); ``spec=None`` clears it."""
-        parsed = FaultSpec.parse(spec) if spec is not None else None
-        with self._lock:
-            if parsed is None:
-                self._runtime_faults.pop(model, None)
-            else:
-                self._runtime_faults[model] = (parsed, times)
+        self._faults.set(FaultSpec.parse(spec) if spec is not None else None, model, times)
 
     # -- request plumbing ------------------------------------------------------------------
     def record(self, request: web.Request, body: Any) -> None:
@@ -106,23 +102,7 @@ class FakeServerBase(ServerLifecycle):
         header = request.headers.get("x-fake-fault")
         if header is not None:
             return FaultSpec.parse(header)
-        if self._config_faults:
-            if model is not None and model in self._config_faults:
-                return self._config_faults[model]
-            if "*" in self._config_faults:
-                return self._config_faults["*"]
-        with self._lock:
-            key: str | None = model if model in self._runtime_faults else None
-            entry = self._runtime_faults.get(key)
-            if entry is None:
-                return None
-            spec, remaining = entry
-            if remaining is not None:
-                if remaining <= 1:
-                    del self._runtime_faults[key]
-                else:
-                    self._runtime_faults[key] = (spec, remaining - 1)
-            return spec
+        return self._faults.pick(model)
 
     def latency_for(self, request: web.Request) -> Latency:
         header = request.headers.get("x-fake-latency")

@@ -58,7 +58,7 @@ from thrifty.testing.fake_openai_wire import (
     unit_vector,
     usage_object,
 )
-from thrifty.testing.faults import FaultSpec, Latency
+from thrifty.testing.faults import FaultSpec, FaultTable, Latency
 from thrifty.testing.server_base import ServerLifecycle
 from thrifty.tokens import count_messages, count_text, encoding_for
 
@@ -94,10 +94,9 @@ class FakeOpenAIServer(ServerLifecycle):
         self.latency = latency or Latency()
         self.embedding_dim = embedding_dim
         self.api_key = api_key
-        self._config_faults: dict[str, FaultSpec | None] = {
-            model: FaultSpec.parse(spec) for model, spec in (faults or {}).items()
-        }
-        self._runtime_faults: dict[str | None, tuple[FaultSpec, int | None]] = {}
+        self._faults: FaultTable[FaultSpec] = FaultTable(
+            {model: FaultSpec.parse(spec) for model, spec in (faults or {}).items()}
+        )
         self._lock = threading.Lock()
         self._requests: deque[dict[str, Any]] = deque(maxlen=MAX_RECORDED_REQUESTS)
         self._models_body = orjson.dumps(
@@ -140,12 +139,7 @@ class FakeOpenAIServer(ServerLifecycle):
     ) -> None:
         """Inject ``spec`` into requests for ``model`` (``None``: every request), for the next
         ``times`` matching requests (``None``: until changed). ``spec=None`` clears it."""
-        parsed = FaultSpec.parse(spec) if spec is not None else None
-        with self._lock:
-            if parsed is None:
-                self._runtime_faults.pop(model, None)
-            else:
-                self._runtime_faults[model] = (parsed, times)
+        self._faults.set(FaultSpec.parse(spec) if spec is not None else None, model, times)
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -207,25 +201,7 @@ class FakeOpenAIServer(ServerLifecycle):
                 return FaultSpec.parse(header)
             except ValueError as exc:
                 raise BadRequest(f"invalid x-fake-fault header: {exc}") from None
-        if self._config_faults:
-            if model is not None and model in self._config_faults:
-                return self._config_faults[model]
-            if "*" in self._config_faults:
-                return self._config_faults["*"]
-        if self._runtime_faults:
-            with self._lock:
-                key: str | None = model if model in self._runtime_faults else None
-                entry = self._runtime_faults.get(key)
-                if entry is None:
-                    return None
-                spec, remaining = entry
-                if remaining is not None:
-                    if remaining <= 1:
-                        del self._runtime_faults[key]
-                    else:
-                        self._runtime_faults[key] = (spec, remaining - 1)
-                return spec
-        return None
+        return self._faults.pick(model)
 
     def _latency_for(self, request: web.Request) -> Latency:
         header = request.headers.get("x-fake-latency")

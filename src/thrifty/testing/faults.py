@@ -20,8 +20,12 @@ Latency is ``first=50,token=5`` (milliseconds): see ``Latency.parse``.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+F = TypeVar("F")
 
 _FLOAT_KEYS = ("retry_after", "timeout", "slow_stream")
 _STR_KEYS = ("code", "type")
@@ -130,3 +134,45 @@ def _float(key: str, value: str) -> float:
     if result < 0:
         raise ValueError(f"{key} must not be negative, got {value!r}")
     return result
+
+
+class FaultTable(Generic[F]):
+    """Which fault a fake applies to a request for a model: the config's (by model, ``"*"``
+    for all) first, then the one set at runtime (``set``), which may count down ``times``
+    requests. Thread-safe: tests set faults from another thread than the server's."""
+
+    def __init__(self, configured: Mapping[str, F | None] | None = None) -> None:
+        self._configured = dict(configured or {})
+        self._runtime: dict[str | None, tuple[F, int | None]] = {}
+        self._lock = threading.Lock()
+
+    def set(self, fault: F | None, model: str | None = None, times: int | None = None) -> None:
+        """Apply ``fault`` to requests for ``model`` (None: every request) for the next
+        ``times`` of them (None: until changed); ``fault=None`` clears it."""
+        with self._lock:
+            if fault is None:
+                self._runtime.pop(model, None)
+            else:
+                self._runtime[model] = (fault, times)
+
+    def pick(self, model: str | None) -> F | None:
+        configured = self._configured
+        if configured:
+            if model is not None and model in configured:
+                return configured[model]
+            if "*" in configured:
+                return configured["*"]
+        if not self._runtime:
+            return None
+        with self._lock:
+            key: str | None = model if model in self._runtime else None
+            entry = self._runtime.get(key)
+            if entry is None:
+                return None
+            fault, remaining = entry
+            if remaining is not None:
+                if remaining <= 1:
+                    del self._runtime[key]
+                else:
+                    self._runtime[key] = (fault, remaining - 1)
+            return fault
