@@ -5,10 +5,7 @@ requests, and the Redis backend across two gateway processes."""
 from __future__ import annotations
 
 import asyncio
-import signal
 import sqlite3
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -152,8 +149,7 @@ async def test_soft_limit_lets_critical_requests_through(
 
 
 async def test_redis_backend_across_two_processes(tmp_path: Path, redis_prefix: str) -> None:
-    from tests.e2e.test_cache_processes import _wait_ready
-    from tests.e2e.test_serve_process import _free_port
+    from tests.processes import create_key, serve_processes
 
     limit = 0.002
     cfg = tmp_path / "thrifty.yaml"
@@ -168,30 +164,8 @@ async def test_redis_backend_across_two_processes(tmp_path: Path, redis_prefix: 
         "providers: {fake: {kind: fake}}\n"
         "models: [{name: gpt-4o, provider: fake}]\n"
     )
-    cli = [sys.executable, "-m", "thrifty"]
-    key = (
-        subprocess.run(
-            [*cli, "keys", "create", "--tenant", "acme", "-c", str(cfg)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        .stdout.strip()
-        .splitlines()[-1]
-    )
-    ports = [_free_port(), _free_port()]
-    procs = [
-        subprocess.Popen(
-            [*cli, "serve", "-c", str(cfg), "--port", str(p)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for p in ports
-    ]
-    try:
-        for port, proc in zip(ports, procs, strict=True):
-            _wait_ready(port, proc)
+    key = create_key(cfg)
+    with serve_processes(cfg, 2) as ports:
         auth = {"authorization": f"Bearer {key}"}
 
         async def fire(port: int, i: int) -> int:
@@ -205,11 +179,6 @@ async def test_redis_backend_across_two_processes(tmp_path: Path, redis_prefix: 
 
         statuses = await asyncio.gather(*(fire(ports[i % 2], i) for i in range(200)))
         assert statuses.count(200) > 0 and statuses.count(429) > 0
-    finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            proc.communicate(timeout=30)
     with sqlite3.connect(tmp_path / "thrifty.db") as conn:
         total, ok = conn.execute(
             "SELECT COALESCE(SUM(cost_usd), 0), SUM(status = 200) FROM ledger"

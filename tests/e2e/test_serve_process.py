@@ -4,7 +4,6 @@ graceful shutdown (SIGTERM) that flushes every ledger row."""
 from __future__ import annotations
 
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -15,13 +14,9 @@ import httpx
 import openai
 import pytest
 
+from tests.processes import free_port
+
 pytestmark = pytest.mark.e2e
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_serve_process_end_to_end(tmp_path: Path) -> None:
@@ -42,7 +37,7 @@ def test_serve_process_end_to_end(tmp_path: Path) -> None:
         check=True,
     )
     key = created.stdout.strip().splitlines()[-1]
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [*cli, "serve", "-c", str(cfg), "--port", str(port)],
         stdout=subprocess.PIPE,
