@@ -19,15 +19,14 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from thrifty.budgets import Alert, AlertEngine, BudgetSpec, BudgetUsage, period_window
+from thrifty.budgets.alert_log import AlertLog, alert_json
 from thrifty.budgets.sinks import (
     AlertDispatcher,
-    AlertLog,
     EmailSink,
     LogSink,
     SinkError,
     SinksConfig,
     WebhookSink,
-    alert_json,
     build_dispatcher,
     slack_payload,
 )

@@ -1,5 +1,5 @@
 """Where alerts go: a log line, a webhook (Slack-compatible JSON), email (SMTP), and the
-in-memory ``AlertLog`` behind ``GET /admin/alerts``.
+in-memory ``AlertLog`` (``alert_log.py``) behind ``GET /admin/alerts``.
 
 ``AlertDispatcher`` hands each alert to every sink that accepts it (by severity and kind),
 concurrently and each under a timeout. It never raises: a failing sink is logged and counted,
@@ -15,14 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import smtplib
 import ssl as _ssl
-from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -34,6 +30,8 @@ if TYPE_CHECKING:
 
     from thrifty.budgets.alerts import Alert
 
+from thrifty.budgets.alert_log import AlertLog, AlertRecord, alert_json, plain_value
+
 log = logging.getLogger("thrifty.alerts")
 
 Severity = Literal["info", "warning", "critical"]
@@ -43,34 +41,6 @@ AlertKindName = Literal[
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 _LOG_LEVEL = {"info": logging.INFO, "warning": logging.WARNING, "critical": logging.ERROR}
 _EMOJI = {"info": ":information_source:", "warning": ":warning:", "critical": ":rotating_light:"}
-
-
-def _plain(value: Any) -> Any:
-    """``value`` with datetimes as ISO strings and tuples as lists (plain JSON types)."""
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def alert_json(alert: Alert) -> dict[str, Any]:
-    """An alert as plain JSON."""
-    return {
-        "kind": alert.kind,
-        "severity": alert.severity,
-        "subject": alert.subject,
-        "period": alert.period,
-        "dedup_key": alert.dedup_key,
-        "message": alert.message,
-        "at": alert.at.isoformat(),
-        "data": _plain(alert.data),
-    }
-
-
-# -- sinks ------------------------------------------------------------------------------------
 
 
 class AlertSink(Protocol):
@@ -134,7 +104,7 @@ def slack_payload(alert: Alert, *, include_alert: bool = True) -> dict[str, Any]
     ]
     for k, v in list(alert.data.items())[:8]:
         if v is not None:
-            fields.append({"type": "mrkdwn", "text": f"*{k}*\n{_plain(v)}"[:2000]})
+            fields.append({"type": "mrkdwn", "text": f"*{k}*\n{plain_value(v)}"[:2000]})
     payload: dict[str, Any] = {
         "text": f"{_EMOJI.get(alert.severity, '')} [{alert.severity}] {alert.message}".strip(),
         "blocks": [
@@ -250,7 +220,7 @@ class EmailSink(_Filtered):
         msg["To"] = ", ".join(self.recipients)
         lines = [alert.message, "", f"kind:     {alert.kind}", f"subject:  {alert.subject}"]
         lines += [f"period:   {alert.period}", f"at:       {alert.at.isoformat()}", ""]
-        lines += [f"{k}: {_plain(v)}" for k, v in alert.data.items()]
+        lines += [f"{k}: {plain_value(v)}" for k, v in alert.data.items()]
         lines += ["", orjson.dumps(alert_json(alert), option=orjson.OPT_INDENT_2).decode()]
         msg.set_content("\n".join(lines))
         return msg
@@ -277,98 +247,6 @@ class EmailSink(_Filtered):
 
 
 # -- the alert log ----------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class AlertRecord:
-    """A fired alert and its state: ``firing`` until resolved (the condition ended: a new
-    period, a reset, a circuit closing), with what each sink made of it."""
-
-    id: int
-    alert: Alert
-    state: Literal["firing", "resolved"] = "firing"
-    resolved_at: datetime | None = None
-    resolution: str | None = None
-    deliveries: dict[str, str] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            **alert_json(self.alert),
-            "state": self.state,
-            "fired_at": self.alert.at.isoformat(),
-            "resolved_at": self.resolved_at.isoformat() if self.resolved_at else None,
-            "resolution": self.resolution,
-            "deliveries": dict(self.deliveries),
-        }
-
-
-class AlertLog:
-    """The last ``max_entries`` fired alerts, in memory (per process; lost on restart)."""
-
-    def __init__(self, max_entries: int = 1000) -> None:
-        self._records: deque[AlertRecord] = deque()
-        self._by_key: dict[str, AlertRecord] = {}
-        self._max = max(1, max_entries)
-        self._ids = itertools.count(1)
-
-    def __len__(self) -> int:
-        return len(self._records)
-
-    def add(self, alert: Alert) -> AlertRecord:
-        """Record a fired alert (an alert whose ``dedup_key`` is present returns its record)."""
-        rec = self._by_key.get(alert.dedup_key)
-        if rec is not None:
-            return rec
-        rec = AlertRecord(next(self._ids), alert)
-        self._records.append(rec)
-        self._by_key[alert.dedup_key] = rec
-        while len(self._records) > self._max:
-            old = self._records.popleft()
-            if self._by_key.get(old.alert.dedup_key) is old:
-                del self._by_key[old.alert.dedup_key]
-        return rec
-
-    def resolve(
-        self,
-        dedup_key: str | None = None,
-        *,
-        kind: str | None = None,
-        subject: str | None = None,
-        period: str | None = None,
-        reason: str = "resolved",
-        at: datetime | None = None,
-    ) -> int:
-        """Resolve the firing alerts matching every filter given; returns how many."""
-        want = {"dedup_key": dedup_key, "kind": kind, "subject": subject, "period": period}
-        n = 0
-        for rec in self._records:
-            if rec.state == "firing" and _match(rec.alert, want):
-                rec.state, rec.resolution = "resolved", reason
-                rec.resolved_at = at or datetime.now(UTC)
-                n += 1
-        return n
-
-    def entries(
-        self,
-        *,
-        state: str | None = None,
-        kind: str | None = None,
-        subject: str | None = None,
-        limit: int | None = None,
-    ) -> list[AlertRecord]:
-        """Records matching the filters given, newest first."""
-        want = {"kind": kind, "subject": subject}
-        out = [
-            r
-            for r in reversed(self._records)
-            if (state is None or r.state == state) and _match(r.alert, want)
-        ]
-        return out if limit is None else out[: max(0, limit)]
-
-
-def _match(alert: Alert, want: Mapping[str, str | None]) -> bool:
-    return all(v is None or getattr(alert, k) == v for k, v in want.items())
 
 
 # -- the dispatcher ---------------------------------------------------------------------------

@@ -26,11 +26,11 @@ from typing import Any, Protocol, cast
 import orjson
 from pydantic import ValidationError
 
+from thrifty.budgets.alert_log import AlertLog
 from thrifty.budgets.alerts import utilisation
 from thrifty.budgets.backend import BudgetBackend
 from thrifty.budgets.model import BudgetSpec, Window, period_window
 from thrifty.budgets.results import BudgetUsage, remaining_of
-from thrifty.budgets.sinks import AlertLog
 from thrifty.budgets.store import BudgetStore, spec_json, usage_json
 from thrifty.errors import InvalidRequestError, NotFoundError, ThriftyError
 from thrifty.gateway import Gateway
