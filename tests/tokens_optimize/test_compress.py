@@ -331,3 +331,56 @@ def test_rewrites_that_add_tokens_are_undone() -> None:
     )
     assert [m["content"] for m in new["messages"]] == ["shorten me please", "grow"]
     assert 0 < result.tokens_saved == result.tokens_before - count_request(new).tokens
+
+
+@PROPS
+@given(
+    text=st.one_of(
+        prose,
+        st.text(alphabet=' \t\r\n{}[]`~"ab,:#', max_size=40),
+        st.builds(lambda d: d[0], documents()),
+    )
+)
+def test_the_fast_path_returns_what_the_full_rewrite_returns(text: str) -> None:
+    """A text the pre-check passes over is exactly what the full lossless rewrite gives back."""
+    from thrifty.tokens.optimize import compress as mod
+    from thrifty.tokens.optimize._rewrite import Tally, rewrite_text
+
+    if mod._MAYBE_LOSSLESS.search(text) is not None:
+        return
+    full = rewrite_text(text, mod._squeeze, Tally(), minify=True, strip_ends=True)
+    assert full == text
+    assert mod._lossless_text(text, Tally(), whitespace=True, minify=True) == text
+
+
+@PROPS
+@given(
+    messages=st.lists(
+        st.fixed_dictionaries(
+            {
+                "role": st.sampled_from(["system", "developer", "user", "assistant"]),
+                "content": st.one_of(prose, st.text(alphabet=' \t\r\n{}[]`"ab', max_size=20)),
+            }
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_a_body_the_pre_check_skips_is_one_the_rewrite_leaves_alone(
+    messages: list[dict[str, str]],
+) -> None:
+    from thrifty.tokens.optimize import compress as mod
+    from thrifty.tokens.optimize._rewrite import rewrite_messages
+
+    body = {"model": "gpt-4o", "messages": messages}
+    if not mod._nothing_to_compress(body):
+        return
+    _, result = rewrite_messages(
+        body,
+        lambda text, tally: mod._lossless_text(text, tally, whitespace=True, minify=True),
+        roles=None,
+        arguments=True,
+        dedupe=True,
+        lossy=False,
+    )
+    assert result.texts_changed == 0 and result.duplicates_dropped == 0

@@ -97,9 +97,11 @@ def parse_rate_limit_headers(
     """``{kind: (limit, remaining, reset_at)}`` from response headers (any case);
     ``reset_at`` is a Unix time (``now`` + a duration, or an RFC 3339 instant)."""
     items = headers.items() if isinstance(headers, Mapping) else headers
-    h = {k.lower(): v for k, v in items}
-    now = time.time() if now is None else now
+    h = {lk: v for k, v in items if "ratelimit-" in (lk := k.lower())}
     out: dict[QuotaKind, tuple[int | None, int | None, float | None]] = {}
+    if not h:
+        return out
+    now = time.time() if now is None else now
     for suffix, kind in _OPENAI.items():
         limit = _int(h.get(f"x-ratelimit-limit-{suffix}"))
         remaining = _int(h.get(f"x-ratelimit-remaining-{suffix}"))

@@ -18,15 +18,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import operator
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from thrifty.db.schema import ledger
@@ -47,6 +49,41 @@ def _decode(line: bytes) -> Row:
         if row.get(col):
             row[col] = datetime.fromisoformat(row[col])
     return row
+
+
+class InsertPlan:
+    """The ledger insert, compiled once for a dialect: its SQL with positional parameters, and per
+    column SQLAlchemy's own bind processor. ``params`` turns row dicts into the tuples SQLAlchemy
+    would send, so the batch goes to the driver as one ``executemany`` without SQLAlchemy's
+    per-row parameter processing, which ran on the event loop at ~25 µs a row."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+        stmt = insert(ledger).on_conflict_do_nothing(index_elements=["request_id"])
+        compiled = stmt.compile(dialect=dialect)
+        names = compiled.positiontup
+        if not names:
+            raise ValueError(f"{dialect.name}: a positional parameter style is needed")
+        self.sql = str(compiled)
+        self.names: tuple[str, ...] = tuple(names)
+        self._values = operator.itemgetter(*names)
+        self._procs: list[tuple[int, Callable[[Any], Any]]] = []
+        for i, name in enumerate(names):
+            proc = ledger.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+            if proc is not None:
+                self._procs.append((i, proc))
+
+    def params(self, rows: Sequence[Row]) -> list[tuple[Any, ...]]:
+        out = []
+        for row in rows:
+            try:
+                values = list(self._values(row))
+            except KeyError:  # a row missing a column (an old spill file): NULL / the default
+                values = [row.get(name) for name in self.names]
+            for i, proc in self._procs:
+                values[i] = proc(values[i])
+            out.append(tuple(values))
+        return out
 
 
 class LedgerWriter:
@@ -72,9 +109,7 @@ class LedgerWriter:
         # One writer at a time: ``flush`` must not return while the task's batch is in flight,
         # and two replays of one spill file must not run at once.
         self._lock = asyncio.Lock()
-        dialect = engine.dialect.name
-        self._insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(ledger)
-        self._insert = self._insert.on_conflict_do_nothing(index_elements=["request_id"])
+        self._plan = InsertPlan(engine.dialect)
         self.stats = {"written": 0, "spilled": 0, "replayed": 0, "db_errors": 0}
         self.healthy = True
 
@@ -154,7 +189,7 @@ class LedgerWriter:
 
     async def _insert_rows(self, rows: Sequence[Row]) -> None:
         async with self._engine.begin() as conn:
-            await conn.execute(self._insert, list(rows))
+            await conn.exec_driver_sql(self._plan.sql, self._plan.params(rows))
 
     async def _write(self, rows: list[Row]) -> None:
         if not rows:

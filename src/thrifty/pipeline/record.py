@@ -14,30 +14,33 @@ class MetricsRecorder:
         m = self._m
         served = ctx.served_model or ""
         status = str(ctx.status)
-        m.inc(m.requests, 1, ctx.endpoint, ctx.requested_model, served, status)
-        m.observe(m.latency, ctx.latency_s, ctx.endpoint, ctx.requested_model)
+        m.requests.inc((ctx.endpoint, ctx.requested_model, served, status), 1)
+        m.latency.observe((ctx.endpoint, ctx.requested_model), ctx.latency_s)
         ttfb = ctx.ttfb_s
         if ttfb is not None:
-            m.observe(m.ttfb, ttfb, ctx.endpoint, ctx.requested_model)
+            m.ttfb.observe((ctx.endpoint, ctx.requested_model), ttfb)
         usage = ctx.usage
         if usage and served:
             prompt = usage.get("prompt_tokens") or 0
             completion = usage.get("completion_tokens") or 0
             if prompt:
-                m.inc(m.tokens, prompt, served, "prompt")
+                m.tokens.inc((served, "prompt"), prompt)
             if completion:
-                m.inc(m.tokens, completion, served, "completion")
+                m.tokens.inc((served, "completion"), completion)
             details = usage.get("prompt_tokens_details") or {}
             cached = details.get("cached_tokens") or 0
             if cached:
-                m.inc(m.tokens, cached, served, "cached")
+                m.tokens.inc((served, "cached"), cached)
         if ctx.unpriced:
-            m.inc(m.unpriced, 1, served or ctx.requested_model)
+            m.unpriced.inc((served or ctx.requested_model,), 1)
         elif ctx.cost_usd:
-            m.inc(m.cost, ctx.cost_usd, served, status)
+            m.cost.inc((served, status), ctx.cost_usd)
         err = ctx.error
         if err is not None and ctx.deployment is not None and ctx.status != 499:
-            m.inc(m.upstream_errors, 1, ctx.deployment.provider, str(err.code))
+            m.upstream_errors.inc(
+                (ctx.deployment.provider, str(err.code)),
+                1,
+            )
 
 
 class RouteMetricsRecorder:

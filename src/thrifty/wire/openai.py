@@ -90,6 +90,8 @@ def _model(body: dict[str, Any]) -> str:
 
 
 def _check_content(i: int, role: str, content: Any) -> None:
+    if isinstance(content, str):
+        return
     param = f"messages[{i}].content"
     if content is None:
         if role in ("assistant", "function"):
@@ -123,7 +125,8 @@ def _check_messages(body: dict[str, Any]) -> None:
             "messages", "Invalid 'messages': empty array. Expected an array with minimum length 1."
         )
     for i, msg in enumerate(messages):
-        expect_type(f"messages[{i}]", msg, "object")
+        if not isinstance(msg, dict):
+            expect_type(f"messages[{i}]", msg, "object")
         role = msg.get("role")
         if role not in ROLES:
             raise fail(
@@ -143,7 +146,7 @@ def _check_messages(body: dict[str, Any]) -> None:
             )
         _check_content(i, role, msg.get("content"))
         tool_calls = msg.get("tool_calls")
-        if tool_calls is not None:
+        if tool_calls is not None and not isinstance(tool_calls, list):
             expect_type(f"messages[{i}].tool_calls", tool_calls, "array")
 
 

@@ -29,15 +29,19 @@ def type_name(value: Any) -> str:
     return type(value).__name__
 
 
+_PLAIN_TYPES: dict[str, type] = {"string": str, "boolean": bool, "object": dict, "array": list}
+
+
 def expect_type(param: str, value: Any, expected: str) -> None:
-    ok = {
-        "string": isinstance(value, str),
-        "integer": isinstance(value, int) and not isinstance(value, bool),
-        "number": isinstance(value, int | float) and not isinstance(value, bool),
-        "boolean": isinstance(value, bool),
-        "object": isinstance(value, dict),
-        "array": isinstance(value, list),
-    }[expected]
+    plain = _PLAIN_TYPES.get(expected)
+    if plain is not None:
+        ok = isinstance(value, plain)
+    elif expected == "integer":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif expected == "number":
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    else:
+        raise KeyError(expected)
     if not ok:
         raise InvalidRequestError(
             f"Invalid type for '{param}': expected {_article(expected)}, "

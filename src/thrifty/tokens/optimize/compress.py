@@ -39,6 +39,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from thrifty.tokens.optimize import _segments
+from thrifty.tokens.optimize._content import INSTRUCTION_ROLES, body_messages
 from thrifty.tokens.optimize._rewrite import (
     ChunkFn,
     CompressResult,
@@ -56,6 +57,10 @@ __all__ = ["LOSSY_REWRITES", "CompressResult", "compress_lossless", "compress_lo
 _TRAILING_SPACES = re.compile(r" +\n")
 _INNER_RUN = re.compile(r"(?<=\S) {2,}(?=\S)")
 _BLANK_LINES = re.compile(r"\n{3,}")
+#: Anything a lossless step could change: ``\r``, two spaces, a space before a line break, three
+#: line breaks, a JSON bracket, leading blank lines or trailing whitespace. A text without any
+#: is returned as it is without being split into segments (most texts on the request path).
+_MAYBE_LOSSLESS = re.compile(r"\r|  | \n|\n\n\n|[{\[]|\A[ \t]*\n|[ \n]\Z")
 
 
 def _sentinel(char: str) -> str:
@@ -76,12 +81,29 @@ def _squeeze(chunk: str, before: str, after: str) -> str:
 
 
 def _lossless_text(text: str, tally: Tally, *, whitespace: bool, minify: bool) -> str:
+    if _MAYBE_LOSSLESS.search(text) is None:
+        return text
     stripped = text.strip()
     if minify and stripped[:1] in ("{", "[") and _segments.is_json_container(stripped):
         tally.json_minified += 1
         return _segments.minify_json(stripped)
     fn = _squeeze if whitespace else None
     return rewrite_text(text, fn, tally, minify=minify, strip_ends=whitespace)
+
+
+def _nothing_to_compress(body: Mapping[str, Any]) -> bool:
+    """True when no step can change ``body``: string contents only, none with anything a lossless
+    step acts on, no tool calls, at most one system/developer message. The request path's
+    common case, answered without walking the messages through the rewrite machinery."""
+    instructions = 0
+    for message in body_messages(body):
+        if not isinstance(message, Mapping) or "tool_calls" in message:
+            return False
+        content = message.get("content")
+        if not isinstance(content, str) or _MAYBE_LOSSLESS.search(content) is not None:
+            return False
+        instructions += message.get("role") in INSTRUCTION_ROLES
+    return instructions < 2
 
 
 def compress_lossless(
@@ -97,6 +119,9 @@ def compress_lossless(
     arguments) and ``dedupe_system`` switch the three steps. Returns a new body and a
     ``CompressResult`` (``tokens_after <= tokens_before`` always).
     """
+
+    if _nothing_to_compress(body):
+        return dict(body), CompressResult(0, 0, lossy=False)
 
     def text_fn(text: str, tally: Tally) -> str:
         return _lossless_text(text, tally, whitespace=whitespace, minify=minify_json)
