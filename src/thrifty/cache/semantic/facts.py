@@ -1,5 +1,5 @@
 """What the near-miss guard compares, extracted from one text: numbers, units, negations,
-antonym poles, entities, quoted strings, code identifiers and directions.
+antonym poles, content words, entities, quoted strings, code identifiers and directions.
 
 Code (fenced blocks, back-ticked spans, identifiers) is kept as written; negation, polarity,
 entities and directions are read from the prose around it only, so ``from_pandas`` neither names
@@ -23,6 +23,7 @@ from thrifty.cache.semantic.lexicon import (
     PHRASAL_VERBS,
     SCALE_WORDS,
     SOFT_NUMBER_WORDS,
+    STOPWORDS,
     UNITS,
 )
 
@@ -86,6 +87,7 @@ class TextFacts:
     units: frozenset[str]
     negations: int
     poles: frozenset[tuple[str, int]]
+    content: frozenset[str]
     entities: frozenset[str]
     directions: frozenset[tuple[str, str]]
 
@@ -284,6 +286,9 @@ def facts(text: str) -> TextFacts:
         units=frozenset(units),
         negations=_negations(plain_words),
         poles=frozenset(_poles(plain_words)),
+        content=frozenset(
+            w for w in plain_words if len(w) > 1 and w.isalpha() and w not in STOPWORDS
+        ),
         entities=frozenset(entities),
         directions=frozenset(_directions(plain_words, anchors)),
     )

@@ -21,6 +21,7 @@ __all__ = [
     "PHRASAL_VERBS",
     "SCALE_WORDS",
     "SOFT_NUMBER_WORDS",
+    "STOPWORDS",
     "UNITS",
 ]
 
@@ -254,5 +255,20 @@ COMMON_STARTERS = _w(
     most few several other another such same one two three first second next last new old
     good best better great simple quick short long brief again still just only even now
     today tomorrow yesterday is it's isn't aren't don't doesn't can't won't should've
+    """
+)
+
+# Function words the ``contrast`` check never compares (WordNet gives some of them opposites:
+# in/out, on/off, more/less; the polarity axes above handle the ones that carry meaning).
+STOPWORDS = _w(
+    """
+    a an the this that these those it its i me my we us our you your he him his she her they
+    them their is are was were be been being am do does did done have has had having can could
+    will would shall should may might must of in on at by for from to with without into onto
+    about over under after before during since until while as than then and or but nor so yet
+    if else also not no yes all any some each every both either neither many much more most
+    few less least what which who whom whose when where why how there here very just only even
+    still again too such same other another one own out off use used using get got
+    make made let like based given
     """
 )
