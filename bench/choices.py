@@ -7,7 +7,8 @@
 (a) JSON codec: orjson vs stdlib ``json`` vs msgspec (untyped ``msgspec.json``), loads + dumps
     of a realistic ~2 KB chat request with tools and of a ``chat.completion`` answer, µs per
     op (best of several repeats: a CPU-bound micro-benchmark, so the minimum is the signal).
-(b) Upstream HTTP client: aiohttp ``ClientSession`` vs ``httpx.AsyncClient`` POSTing the chat
+(b) Upstream HTTP client: aiohttp ``ClientSession`` vs ``httpx.AsyncClient`` vs Thrifty's own
+    keep-alive pool (``thrifty.providers.transport``, asyncio + httptools) POSTing the chat
     body to the mock upstream (``bench/loadgen.py --client``, uvloop, keep-alive, N concurrent),
     the client process's CPU µs per request (``time.process_time`` over the window) and rps.
 (c) ASGI server: the same raw-ASGI JSON echo app (``bench/echo_app.py``) under uvicorn with
@@ -127,7 +128,7 @@ def report_json(rows: list[dict[str, Any]]) -> str:
 def bench_clients(a: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
     port = free_port()
     out = []
-    clients = ["aiohttp", "httpx"]
+    clients = ["aiohttp", "httpx", "thrifty"]
     with started(
         [PYTHON, str(BENCH_DIR / "mock_upstream.py"), "--port", str(port)],
         log=tmp / "mock.log",

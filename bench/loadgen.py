@@ -1,6 +1,6 @@
 """Closed-loop HTTP load generator: N keep-alive connections, fixed duration, one JSON line out.
 
-    python bench/loadgen.py URL -c 8 -d 5 -w 1 [--stream] [--client aiohttp|httpx]
+    python bench/loadgen.py URL -c 8 -d 5 -w 1 [--stream] [--client aiohttp|httpx|thrifty]
                             [--payload small|tools] [--cpu-pid gateway=1234 ...] [-H 'K: V']
 
 Each connection POSTs the chat body back to back (a new request as soon as the previous answer
@@ -117,6 +117,29 @@ async def httpx_worker(client: Any, url: str, body: Any, headers: dict, st: Stat
         st.ok(t0, t1)
 
 
+async def thrifty_worker(pool: Any, url: str, body: Any, headers: dict, st: State, stream):
+    """Thrifty's own upstream client (``thrifty.providers.transport``), non-streaming."""
+    from thrifty.providers.transport import encode_headers, split_url
+
+    _, target = split_url(url)
+    lines = encode_headers(headers)
+    while not st.stop:
+        payload = body()
+        t0 = time.perf_counter()
+        try:
+            resp = await pool.request("POST", target, lines, payload)
+            data = await resp.read()
+        except Exception as exc:
+            st.error(repr(exc))
+            await asyncio.sleep(0.01)
+            continue
+        t1 = time.perf_counter()
+        if resp.status != 200:
+            st.error(f"{resp.status} {data[:200]!r}")
+            continue
+        st.ok(t0, t1)
+
+
 async def drain(pids: dict[str, str], limit: float) -> tuple[dict[str, float], float]:
     """After the load: wait until every server is quiet (< 2% of a core over 0.25 s, i.e. its
     write-behind work is done) or ``limit`` seconds passed; return their CPU totals then."""
@@ -151,6 +174,11 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
             connector=connector, timeout=aiohttp.ClientTimeout(total=60)
         )
         worker: Any = aiohttp_worker
+    elif a.client == "thrifty":
+        from thrifty.providers.transport import Pool, split_url
+
+        session = Pool(split_url(a.url)[0], limit=a.connections)
+        worker = thrifty_worker
     else:
         import httpx
 
@@ -188,7 +216,7 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
         cpu1 = {name: cpu_split(int(pid)) for name, pid in pids.items()}
         drained, drain_s = await drain(pids, a.drain_max)
     finally:
-        if a.client == "aiohttp":
+        if a.client in ("aiohttp", "thrifty"):
             await session.close()
         else:
             await session.aclose()
@@ -249,7 +277,7 @@ def main() -> None:
     ap.add_argument("-H", "--header", action="append", default=[], help="extra header 'K: V'")
     ap.add_argument("--api-key", default="sk-bench")
     ap.add_argument("--payload", choices=("small", "tools"), default="small")
-    ap.add_argument("--client", choices=("aiohttp", "httpx"), default="aiohttp")
+    ap.add_argument("--client", choices=("aiohttp", "httpx", "thrifty"), default="aiohttp")
     ap.add_argument("--stream", action="store_true")
     ap.add_argument(
         "--unique",

@@ -144,7 +144,7 @@ async def test_complete_text(provider: BedrockProvider, fake: FakeBedrockServer)
     assert data["usage"]["total_tokens"] == (
         data["usage"]["prompt_tokens"] + data["usage"]["completion_tokens"]
     )
-    assert resp.headers.get("x-amzn-RequestId")
+    assert resp.headers.get("x-amzn-requestid")
     sent = fake.requests[-1]["body"]
     assert sent == {
         "system": [{"text": "Be brief."}],

@@ -25,7 +25,6 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
-import aiohttp
 import orjson
 
 from thrifty.config import ProviderConfig
@@ -47,6 +46,7 @@ from thrifty.providers.anthropic_wire import (
 )
 from thrifty.providers.base import Deployment, StreamEvent, UpstreamResponse
 from thrifty.providers.http import HTTPProvider, parse_retry_after
+from thrifty.providers.transport import Response
 
 __all__ = ["AnthropicProvider", "StreamTranslator"]
 
@@ -331,7 +331,7 @@ class AnthropicStream:
         self,
         provider: AnthropicProvider,
         deployment: Deployment,
-        resp: aiohttp.ClientResponse,
+        resp: Response,
         include_usage: bool,
     ) -> None:
         self._provider = provider

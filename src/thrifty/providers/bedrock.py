@@ -31,12 +31,10 @@ from contextlib import aclosing
 from typing import Any, cast
 from urllib.parse import quote, urlsplit
 
-import aiohttp
 import orjson
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials, RefreshableCredentials
-from yarl import URL
 
 from thrifty.config import ProviderConfig
 from thrifty.errors import UpstreamConnectionError, UpstreamError, UpstreamStatusError
@@ -46,6 +44,7 @@ from thrifty.providers.bedrock_eventstream import EventStreamDecoder, EventStrea
 from thrifty.providers.bedrock_request import ConverseRequestError, to_converse
 from thrifty.providers.bedrock_response import StreamTranslator, from_converse
 from thrifty.providers.http import HTTPProvider
+from thrifty.providers.transport import Response
 
 __all__ = ["SIGNING_NAME", "BedrockProvider", "model_path"]
 
@@ -129,7 +128,7 @@ class BedrockProvider(HTTPProvider):
 
     async def _prepare(
         self, deployment: Deployment, body: dict[str, Any], operation: str
-    ) -> tuple[URL, bytes, dict[str, str]]:
+    ) -> tuple[str, bytes, dict[str, str]]:
         try:
             request = to_converse(body)
         except ConverseRequestError as exc:
@@ -144,8 +143,7 @@ class BedrockProvider(HTTPProvider):
         url = self.base_url + model_path(deployment.upstream_model, operation)
         payload = orjson.dumps(request)
         headers = await self.signed_headers(deployment, url, payload)
-        # encoded=True: send the path as signed (yarl would otherwise turn %3A back into ':')
-        return URL(url, encoded=True), payload, headers
+        return url, payload, headers  # the transport sends the path exactly as signed
 
     def status_error(
         self, status: int, raw: bytes, headers: Mapping[str, str], deployment: Deployment
@@ -159,7 +157,6 @@ class BedrockProvider(HTTPProvider):
 
     async def complete(self, deployment: Deployment, body: dict[str, Any]) -> UpstreamResponse:
         url, payload, headers = await self._prepare(deployment, body, "converse")
-        # post_json is typed ``str`` but hands the URL to aiohttp, which takes a yarl URL.
         data, _, resp_headers = await self.post_json(deployment, url, payload, headers=headers)
         if not isinstance(data.get("output"), dict):
             raise self.protocol_error("the Converse response has no output", deployment)
@@ -193,9 +190,7 @@ class BedrockStream:
     ``UpstreamConnectionError``.
     """
 
-    def __init__(
-        self, provider: BedrockProvider, deployment: Deployment, resp: aiohttp.ClientResponse
-    ) -> None:
+    def __init__(self, provider: BedrockProvider, deployment: Deployment, resp: Response) -> None:
         self._provider = provider
         self._deployment = deployment
         self._resp = resp

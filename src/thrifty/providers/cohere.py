@@ -23,7 +23,6 @@ import struct
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import aiohttp
 import orjson
 
 from thrifty.config import ProviderConfig
@@ -37,6 +36,7 @@ from thrifty.providers.base import Deployment, StreamEvent, UpstreamResponse
 from thrifty.providers.cohere_stream import StreamTranslator
 from thrifty.providers.cohere_wire import CohereFailure, WireError, from_cohere, to_cohere
 from thrifty.providers.http import HTTPProvider, error_message, parse_retry_after
+from thrifty.providers.transport import Response
 
 __all__ = ["CohereProvider"]
 
@@ -176,7 +176,7 @@ class CohereStream:
         self,
         provider: CohereProvider,
         deployment: Deployment,
-        resp: aiohttp.ClientResponse,
+        resp: Response,
         translator: StreamTranslator,
     ) -> None:
         self._provider = provider

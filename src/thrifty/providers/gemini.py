@@ -24,7 +24,6 @@ import struct
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import aiohttp
 import orjson
 
 from thrifty.config import ProviderConfig
@@ -38,6 +37,7 @@ from thrifty.providers.base import Deployment, StreamEvent, UpstreamResponse
 from thrifty.providers.gemini_request import SignatureStash, WireError, to_gemini
 from thrifty.providers.gemini_response import StreamTranslator, from_gemini
 from thrifty.providers.http import HTTPProvider, parse_retry_after
+from thrifty.providers.transport import Response
 from thrifty.tokens import count_text
 
 __all__ = ["DEFAULT_API_VERSION", "GeminiProvider"]
@@ -232,7 +232,7 @@ class GeminiStream:
         self,
         provider: GeminiProvider,
         deployment: Deployment,
-        resp: aiohttp.ClientResponse,
+        resp: Response,
         translator: StreamTranslator,
     ) -> None:
         self._provider = provider

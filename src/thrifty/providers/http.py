@@ -1,6 +1,7 @@
-"""``HTTPProvider``: what every HTTP adapter shares — one pooled ``aiohttp`` session per
-upstream, the four timeouts, and the mapping of transport failures and error statuses to the
-``UpstreamError`` tree. Adapters subclass it and only translate bodies and events.
+"""``HTTPProvider``: what every HTTP adapter shares — one keep-alive connection pool per
+upstream origin (``transport.Pool``), the four timeouts, and the mapping of transport failures
+and error statuses to the ``UpstreamError`` tree. Adapters subclass it and only translate bodies
+and events.
 
 Timeouts (from config): ``connect_s`` (TCP/TLS connect), ``first_byte_s`` (until the response
 headers), ``total_s`` (a whole non-streaming call), ``stream_idle_s`` (longest gap between two
@@ -15,9 +16,8 @@ from collections.abc import AsyncIterator, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import aiohttp
+import httptools
 import orjson
-from yarl import URL
 
 from thrifty.config import ProviderConfig
 from thrifty.errors import (
@@ -29,6 +29,14 @@ from thrifty.errors import (
     UpstreamTimeoutError,
 )
 from thrifty.providers.base import Deployment
+from thrifty.providers.transport import (
+    BadResponse,
+    Pool,
+    Response,
+    UpstreamClosed,
+    encode_headers,
+    split_url,
+)
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
@@ -82,36 +90,56 @@ class HTTPProvider:
         self.config = config
         self.base_url = (base_url or config.resolved_base_url() or "").rstrip("/")
         self.headers: dict[str, str] = {"content-type": "application/json", **config.headers}
-        self._session: aiohttp.ClientSession | None = None
         t = config.timeouts
         self.first_byte_s = t.first_byte_s
         self.total_s = t.total_s
         self.idle_s = t.stream_idle_s
-        self._connect_timeout = aiohttp.ClientTimeout(
-            total=None, connect=t.connect_s, sock_connect=t.connect_s
-        )
+        self.connect_s = t.connect_s
+        self._pools: dict[str, Pool] | None = None
+        self._static_headers = b""
 
     async def open(self) -> None:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(
-                limit=self.config.max_connections, ttl_dns_cache=300, keepalive_timeout=30
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=self._connect_timeout,
-                headers=self.headers,
-                skip_auto_headers=("User-Agent",),
-            )
+        """Ready the provider: its fixed headers are encoded once (subclasses set them in
+        ``__init__``); connections open on first use, one pool per origin."""
+        if self._pools is None:
+            self._static_headers = encode_headers(self.headers)
+            self._pools = {}
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pools is not None:
+            for pool in self._pools.values():
+                await pool.close()
+            self._pools = None
 
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        assert self._session is not None, f"provider {self.name} is not open"
-        return self._session
+    def _pool(self, origin: str) -> Pool:
+        pools = self._pools
+        if pools is None:
+            raise RuntimeError(f"provider {self.name} is not open")
+        pool = pools.get(origin)
+        if pool is None:
+            pool = pools[origin] = Pool(
+                origin,
+                limit=self.config.max_connections,
+                keepalive_s=30.0,
+                connect_s=self.connect_s,
+            )
+        return pool
+
+    async def _send(
+        self,
+        url: str,
+        payload: bytes,
+        headers: Mapping[str, str] | None,
+        params: Mapping[str, str] | None,
+    ) -> Response:
+        origin, target = split_url(url, dict(params) if params else None)
+        if headers:
+            merged = {k.lower(): v for k, v in self.headers.items()}
+            merged.update((k.lower(), v) for k, v in headers.items())
+            lines = encode_headers(merged)
+        else:
+            lines = self._static_headers
+        return await self._pool(origin).request("POST", target, lines, payload)
 
     # -- errors ----------------------------------------------------------------------------
     def map_error(self, exc: BaseException, deployment: Deployment, stage: str) -> UpstreamError:
@@ -119,13 +147,17 @@ class HTTPProvider:
         where = {"provider": self.name, "deployment": deployment.id}
         if isinstance(exc, UpstreamError):
             return exc
-        if isinstance(exc, TimeoutError | asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+        if isinstance(exc, TimeoutError | asyncio.TimeoutError):
             return UpstreamTimeoutError(f"upstream {self.name} timed out ({stage})", **where)
-        if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
+        if isinstance(exc, UpstreamClosed | ConnectionResetError | BrokenPipeError):
             return UpstreamConnectionError(
                 f"upstream {self.name} closed the connection ({stage})", **where
             )
-        if isinstance(exc, aiohttp.ClientError | OSError):
+        if isinstance(exc, BadResponse | httptools.HttpParserError):
+            return UpstreamProtocolError(
+                f"upstream {self.name} sent a malformed HTTP response ({stage})", **where
+            )
+        if isinstance(exc, OSError):
             return UpstreamConnectionError(
                 f"cannot reach upstream {self.name} ({stage}): {exc.__class__.__name__}", **where
             )
@@ -150,11 +182,11 @@ class HTTPProvider:
             f"upstream {self.name}: {message}", provider=self.name, deployment=deployment.id
         )
 
-    async def _raise_for_status(self, resp: aiohttp.ClientResponse, deployment: Deployment) -> None:
+    async def _raise_for_status(self, resp: Response, deployment: Deployment) -> None:
         if resp.status >= 400:
             try:
                 raw = await resp.read()
-            except aiohttp.ClientError:
+            except OSError:
                 raw = b""
             raise self.status_error(resp.status, raw, resp.headers, deployment)
 
@@ -162,25 +194,26 @@ class HTTPProvider:
     async def post_json(
         self,
         deployment: Deployment,
-        url: str | URL,
+        url: str,
         payload: bytes,
         *,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
     ) -> tuple[dict[str, Any], bytes, dict[str, str]]:
-        """POST and return (parsed JSON object, raw body, response headers)."""
+        """POST and return (parsed JSON object, raw body, response headers, lower-case)."""
         stage = "first byte"
+        resp: Response | None = None
         try:
             async with asyncio.timeout(self.first_byte_s) as deadline:
-                async with self.session.post(
-                    url, data=payload, headers=headers, params=params
-                ) as resp:
-                    stage = "body"
-                    deadline.reschedule(asyncio.get_running_loop().time() + self.total_s)
-                    await self._raise_for_status(resp, deployment)
-                    raw = await resp.read()
-                    resp_headers = dict(resp.headers)
+                resp = await self._send(url, payload, headers, params)
+                stage = "body"
+                deadline.reschedule(asyncio.get_running_loop().time() + self.total_s)
+                await self._raise_for_status(resp, deployment)
+                raw = await resp.read()
+                resp_headers = resp.headers
         except Exception as exc:
+            if resp is not None:
+                resp.close()
             raise self.map_error(exc, deployment, stage) from exc
         try:
             data = orjson.loads(raw)
@@ -193,35 +226,33 @@ class HTTPProvider:
     async def open_stream(
         self,
         deployment: Deployment,
-        url: str | URL,
+        url: str,
         payload: bytes,
         *,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
-    ) -> aiohttp.ClientResponse:
+    ) -> Response:
         """POST and return the open response once its status is known to be 2xx."""
         try:
             async with asyncio.timeout(self.first_byte_s):
-                resp = await self.session.post(url, data=payload, headers=headers, params=params)
+                resp = await self._send(url, payload, headers, params)
                 try:
                     await self._raise_for_status(resp, deployment)
                 except BaseException:
-                    resp.release()
+                    resp.close()
                     raise
         except Exception as exc:
             raise self.map_error(exc, deployment, "first byte") from exc
         return resp
 
-    async def iter_lines(
-        self, resp: aiohttp.ClientResponse, deployment: Deployment
-    ) -> AsyncIterator[bytes]:
+    async def iter_lines(self, resp: Response, deployment: Deployment) -> AsyncIterator[bytes]:
         """The response's lines (line endings stripped), each read within ``stream_idle_s``;
         transport failures are mapped. Releases the response at the end.
 
         The timeout wraps each read only: a timeout held open across a ``yield`` would fire
         into whatever the consumer is awaiting (e.g. a slow client's send)."""
         idle = self.idle_s
-        readline = resp.content.readline
+        readline = resp.readline
         try:
             while True:
                 async with asyncio.timeout(idle):
@@ -236,13 +267,11 @@ class HTTPProvider:
         finally:
             resp.release()
 
-    async def iter_chunks(
-        self, resp: aiohttp.ClientResponse, deployment: Deployment
-    ) -> AsyncIterator[bytes]:
+    async def iter_chunks(self, resp: Response, deployment: Deployment) -> AsyncIterator[bytes]:
         """Raw body chunks (for binary framings such as AWS event streams), each read within
         ``stream_idle_s``. Releases the response at the end."""
         idle = self.idle_s
-        readany = resp.content.readany
+        readany = resp.readany
         try:
             while True:
                 async with asyncio.timeout(idle):

@@ -7,13 +7,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import orjson
 
 from thrifty.config import ProviderConfig
 from thrifty.errors import UpstreamConnectionError, UpstreamStatusError
 from thrifty.providers.base import Deployment, StreamEvent, UpstreamResponse
 from thrifty.providers.http import HTTPProvider, parse_retry_after
+from thrifty.providers.transport import Response
 
 __all__ = ["OpenAICompatProvider", "parse_retry_after"]
 
@@ -66,7 +66,7 @@ class _SSEStream:
     """OpenAI SSE (``data: {...}`` lines, ``data: [DONE]`` at the end)."""
 
     def __init__(
-        self, provider: OpenAICompatProvider, deployment: Deployment, resp: aiohttp.ClientResponse
+        self, provider: OpenAICompatProvider, deployment: Deployment, resp: Response
     ) -> None:
         self._provider = provider
         self._deployment = deployment

@@ -1,0 +1,433 @@
+"""The upstream HTTP/1.1 client: one keep-alive connection pool per upstream origin.
+
+Built on asyncio protocols and ``httptools`` (llhttp, the parser uvicorn uses) instead of
+aiohttp's client, whose request/response machinery cost ~110 µs of event-loop CPU per call on
+the development machine against ~20 µs for this one (``bench/choices.py --only client``;
+docs/decisions.md). What the gateway needs of a client, and nothing else:
+
+- ``POST`` / ``GET`` with a byte body, ``content-length`` framing, keep-alive connections reused
+  LIFO, at most ``limit`` connections per origin (callers beyond it wait), idle connections closed
+  after ``keepalive_s``; TLS with the default trust store for ``https`` origins.
+- Responses framed by ``content-length``, chunked transfer coding or the end of the connection;
+  ``gzip`` / ``deflate`` bodies are decoded (``accept-encoding`` is never sent, so servers answer
+  with the identity coding anyway).
+- The body is read whole (``read``), by chunk (``readany``) or by line (``readline``); a reader
+  that falls more than 1 MiB behind pauses the socket until it catches up.
+- Failures raise ``OSError`` subclasses: ``UpstreamClosed`` (the server closed the connection
+  before the response was complete), ``BadResponse`` (not HTTP/1.x); connect errors are the OS's.
+  Timeouts are the caller's (``asyncio.timeout``), except the connect timeout.
+
+No proxies, cookies, redirects or HTTP/2: upstream APIs need none of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+import zlib
+from collections import deque
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import httptools
+
+__all__ = ["BadResponse", "Pool", "Response", "UpstreamClosed"]
+
+_HIGH_WATER = 1 << 20
+_DROPPED = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+
+
+class UpstreamClosed(ConnectionError):
+    """The upstream closed the connection before the response was complete."""
+
+
+class BadResponse(OSError):
+    """The upstream's bytes are not an HTTP/1.x response."""
+
+
+def _check(text: str) -> str:
+    if "\r" in text or "\n" in text:
+        raise ValueError(f"line break in an HTTP header: {text!r}")
+    return text
+
+
+def encode_headers(headers: dict[str, str]) -> bytes:
+    """``name: value\\r\\n`` lines; framing headers (host, content-length, ...) are dropped."""
+    return b"".join(
+        f"{_check(k)}: {_check(v)}\r\n".encode("latin-1")
+        for k, v in headers.items()
+        if k.lower() not in _DROPPED
+    )
+
+
+class Response:
+    """An upstream response: ``status`` and lower-case ``headers`` once returned by
+    ``Pool.request``, the body through ``read`` / ``readany`` / ``readline``. Call ``release``
+    (or ``close``) when done with it; ``read`` to the end releases by itself."""
+
+    def __init__(self, conn: _Connection) -> None:
+        self._conn = conn
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self._head: asyncio.Future[None] = conn.loop.create_future()
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._line = b""
+        self._waiter: asyncio.Future[None] | None = None
+        self._done = False
+        self._exc: BaseException | None = None
+        self._decoder: Any = None
+        self._released = False
+        self._whole = False  # ``read`` wants everything: never pause the socket
+
+    # -- fed by the connection ---------------------------------------------------------------
+    def _feed(self, data: bytes) -> None:
+        if self._decoder is not None:
+            try:
+                data = self._decoder.decompress(data)
+            except zlib.error as exc:
+                self._fail(BadResponse(f"undecodable response body: {exc}"))
+                return
+        if data:
+            self._chunks.append(data)
+            self._buffered += len(data)
+            if self._buffered > _HIGH_WATER and not self._whole:
+                self._conn.pause()
+            self._wake()
+
+    def _finish(self) -> None:
+        if self._decoder is not None:
+            tail = self._decoder.flush()
+            if tail:
+                self._chunks.append(tail)
+        self._done = True
+        self._wake()
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._done:
+            return
+        self._exc = exc
+        self._done = True
+        if not self._head.done():
+            self._head.set_exception(exc)
+        self._wake()
+
+    def _wake(self) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    async def _wait(self) -> None:
+        self._waiter = self._conn.loop.create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    # -- the body ----------------------------------------------------------------------------
+    async def readany(self) -> bytes:
+        """The next body bytes; ``b""`` at the end."""
+        while not self._chunks:
+            if self._done:
+                if self._exc is not None:
+                    raise self._exc
+                self.release()
+                return b""
+            await self._wait()
+        data = self._chunks.popleft()
+        self._buffered -= len(data)
+        if self._buffered <= _HIGH_WATER // 2:
+            self._conn.resume()
+        return data
+
+    async def read(self) -> bytes:
+        """The whole (rest of the) body; releases the connection."""
+        self._whole = True
+        self._conn.resume()
+        while not self._done:
+            await self._wait()
+        if self._exc is not None:
+            raise self._exc
+        data = b"".join(self._chunks) if len(self._chunks) != 1 else self._chunks[0]
+        self._chunks.clear()
+        self._buffered = 0
+        self.release()
+        return data
+
+    async def readline(self) -> bytes:
+        """The next line with its ``\\n``; the last line may lack it; ``b""`` at the end."""
+        line = self._line
+        while True:
+            end = line.find(b"\n")
+            if end >= 0:
+                self._line = line[end + 1 :]
+                return line[: end + 1]
+            chunk = await self.readany()
+            if not chunk:
+                self._line = b""
+                return line
+            line += chunk
+
+    # -- the connection ----------------------------------------------------------------------
+    def release(self) -> None:
+        """Give the connection back: to the pool when the response is complete and the
+        connection may be kept alive, else it is closed."""
+        if self._released:
+            return
+        self._released = True
+        self._conn.done_with(self, reuse=self._done and self._exc is None)
+
+    def close(self) -> None:
+        """Drop the connection whatever state the response is in."""
+        if not self._released:
+            self._released = True
+            self._conn.done_with(self, reuse=False)
+
+
+class _Connection(asyncio.Protocol):
+    """One upstream connection; ``httptools`` calls the ``on_*`` methods while parsing."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+        self.loop = pool.loop
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.response: Response | None = None
+        self.closed = False
+        self.keep_alive = True
+        self.idle_since = 0.0
+        self._paused = False
+        self._header_list: list[tuple[bytes, bytes]] = []
+
+    # -- asyncio -----------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self.keep_alive = False
+            if self.response is not None:
+                self.response._fail(BadResponse(f"malformed HTTP response: {exc}"))
+            self.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        r = self.response
+        if r is None or r._done:
+            return
+        if r._head.done() and not self._framed():
+            r._finish()  # a body delimited by the end of the connection
+        else:
+            r._fail(UpstreamClosed("the upstream closed the connection"))
+
+    def _framed(self) -> bool:
+        h = self.response.headers if self.response is not None else {}
+        return "content-length" in h or "chunked" in h.get("transfer-encoding", "")
+
+    # -- httptools ---------------------------------------------------------------------------
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_list.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        r = self.response
+        status = self.parser.get_status_code()
+        if r is None or status < 200:  # unsolicited, or an interim 1xx: the answer follows
+            self._header_list = []
+            return
+        headers: dict[str, str] = {}
+        for name, value in self._header_list:
+            key = name.decode("latin-1").lower()
+            text = value.decode("latin-1")
+            headers[key] = f"{headers[key]}, {text}" if key in headers else text
+        self._header_list = []
+        r.status = status
+        r.headers = headers
+        coding = headers.get("content-encoding", "").strip().lower()
+        if coding in ("gzip", "x-gzip"):
+            r._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif coding == "deflate":
+            r._decoder = zlib.decompressobj()
+        if not r._head.done():
+            r._head.set_result(None)
+
+    def on_body(self, body: bytes) -> None:
+        if self.response is not None:
+            self.response._feed(body)
+
+    def on_message_complete(self) -> None:
+        if self.parser.get_status_code() < 200:
+            return
+        self.keep_alive = self.parser.should_keep_alive()
+        if self.response is not None:
+            self.response._finish()
+
+    # -- the pool's side ---------------------------------------------------------------------
+    def send(self, data: bytes, response: Response) -> None:
+        assert self.transport is not None
+        self.response = response
+        self._header_list = []
+        self.transport.write(data)
+
+    def pause(self) -> None:
+        if not self._paused and self.transport is not None and not self.closed:
+            self._paused = True
+            self.transport.pause_reading()
+
+    def resume(self) -> None:
+        if self._paused and self.transport is not None and not self.closed:
+            self._paused = False
+            self.transport.resume_reading()
+
+    def done_with(self, response: Response, *, reuse: bool) -> None:
+        if self.response is not response:
+            return
+        self.response = None
+        if reuse and self.keep_alive and not self.closed:
+            self.resume()
+            self.parser = httptools.HttpResponseParser(self)
+            self.idle_since = time.monotonic()
+            self.pool._put_back(self)
+        else:
+            self.abort()
+            self.pool._dropped(self)
+
+    def abort(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class Pool:
+    """Keep-alive connections to one origin (``scheme://host:port``)."""
+
+    def __init__(
+        self,
+        origin: str,
+        *,
+        limit: int = 100,
+        keepalive_s: float = 30.0,
+        connect_s: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        u = urlsplit(origin)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise ValueError(f"not an http(s) origin: {origin!r}")
+        self.loop = asyncio.get_running_loop()
+        self.host = u.hostname
+        self.port = u.port or (443 if u.scheme == "https" else 80)
+        default_port = self.port == (443 if u.scheme == "https" else 80)
+        name = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 literal
+        self.host_header = name if default_port else f"{name}:{self.port}"
+        self._ssl = (ssl_context or ssl.create_default_context()) if u.scheme == "https" else None
+        self.limit = max(1, limit)
+        self.keepalive_s = keepalive_s
+        self.connect_s = connect_s
+        self._idle: list[_Connection] = []
+        self._open = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._closed = False
+
+    async def request(
+        self, method: str, target: str, headers: bytes, body: bytes = b""
+    ) -> Response:
+        """Send ``method target`` with ``headers`` (encoded lines, see ``encode_headers``) and
+        ``body``; return once the response's status and headers have arrived."""
+        conn = await self._acquire()
+        response = Response(conn)
+        head = (
+            f"{method} {target} HTTP/1.1\r\nhost: {self.host_header}\r\n"
+            f"content-length: {len(body)}\r\n"
+        ).encode("latin-1")
+        try:
+            conn.send(b"".join((head, headers, b"\r\n", body)), response)
+            await response._head
+        except BaseException:
+            response.close()
+            raise
+        return response
+
+    async def _acquire(self) -> _Connection:
+        if self._closed:
+            raise RuntimeError("the connection pool is closed")
+        while True:
+            while self._idle:
+                conn = self._idle.pop()
+                if conn.closed or time.monotonic() - conn.idle_since > self.keepalive_s:
+                    conn.abort()
+                    self._open -= 1
+                    continue
+                return conn
+            if self._open < self.limit:
+                self._open += 1
+                try:
+                    return await self._connect()
+                except BaseException:
+                    self._open -= 1
+                    self._wake_one()
+                    raise
+            waiter = self.loop.create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+                elif waiter.done() and not waiter.cancelled():
+                    self._wake_one()  # pass the wake-up on
+                raise
+
+    async def _connect(self) -> _Connection:
+        async with asyncio.timeout(self.connect_s):
+            _, conn = await self.loop.create_connection(
+                lambda: _Connection(self),
+                self.host,
+                self.port,
+                ssl=self._ssl,
+                server_hostname=self.host if self._ssl is not None else None,
+            )
+        return conn
+
+    def _put_back(self, conn: _Connection) -> None:
+        if self._closed:
+            conn.abort()
+            self._open -= 1
+            return
+        self._idle.append(conn)
+        self._wake_one()
+
+    def _dropped(self, conn: _Connection) -> None:
+        self._open -= 1
+        self._wake_one()
+
+    def _wake_one(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def close(self) -> None:
+        self._closed = True
+        for conn in self._idle:
+            conn.abort()
+        self._open -= len(self._idle)
+        self._idle.clear()
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_exception(RuntimeError("the connection pool is closed"))
+        self._waiters.clear()
+
+
+def split_url(url: str, params: dict[str, str] | None = None) -> tuple[str, str]:
+    """``(origin, request target)`` of an absolute URL, ``params`` added to its query."""
+    u = urlsplit(url)
+    target = u.path or "/"
+    query = u.query
+    if params:
+        query = f"{query}&{urlencode(params)}" if query else urlencode(params)
+    if query:
+        target = f"{target}?{query}"
+    return f"{u.scheme}://{u.netloc}", target

@@ -1,0 +1,213 @@
+"""The upstream HTTP/1.1 client against a raw socket server that answers with canned bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+
+from thrifty.providers.transport import (
+    BadResponse,
+    Pool,
+    UpstreamClosed,
+    encode_headers,
+    split_url,
+)
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], "asyncio.Future[None]"]
+
+
+async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    return head, await reader.readexactly(length)
+
+
+def ok(body: bytes, extra: bytes = b"") -> bytes:
+    return b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n%s\r\n%s" % (len(body), extra, body)
+
+
+@asynccontextmanager
+async def server(answer: Callable[[int, bytes, bytes], bytes | None]) -> AsyncIterator[dict]:
+    """Answers each request with ``answer(nth request on the connection, head, body)``;
+    ``None`` closes the connection. Counts connections."""
+    state: dict = {"connections": 0, "heads": []}
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        state["connections"] += 1
+        n = 0
+        try:
+            while True:
+                head, body = await read_request(reader)
+                state["heads"].append(head)
+                out = answer(n, head, body)
+                n += 1
+                if out is None:
+                    break
+                writer.write(out)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+    state["origin"] = f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}"
+    async with srv:
+        yield state
+
+
+async def test_keep_alive_reuses_one_connection_and_sends_exact_headers() -> None:
+    async with server(lambda n, h, b: ok(b"echo:" + b)) as s:
+        pool = Pool(s["origin"])
+        for i in range(3):
+            resp = await pool.request("POST", "/v1/x?q=1", encode_headers({"A-B": "c"}), b"%d" % i)
+            assert resp.status == 200 and await resp.read() == b"echo:%d" % i
+        await pool.close()
+    assert s["connections"] == 1
+    head = s["heads"][0].decode()
+    assert head.startswith("POST /v1/x?q=1 HTTP/1.1\r\n")
+    assert f"host: {s['origin'][7:]}\r\n" in head and "A-B: c\r\n" in head
+    assert "content-length: 1\r\n" in head
+
+
+async def test_chunked_gzip_and_eof_delimited_bodies() -> None:
+    payload = b'{"answer": "' + b"x" * 5000 + b'"}'
+    packed = gzip.compress(payload)
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in (packed[:100], packed[100:])) + (
+        b"0\r\n\r\n"
+    )
+    answers = {
+        "chunked": b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-encoding: gzip\r\n"
+        b"\r\n" + chunked,
+        "eof": b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n" + payload,
+    }
+    for kind, raw in answers.items():
+
+        async def write_then_close(
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        ) -> None:
+            await read_request(reader)
+            writer.write(raw)  # noqa: B023
+            await writer.drain()
+            writer.close()
+
+        srv = await asyncio.start_server(write_then_close, "127.0.0.1", 0)
+        async with srv:
+            pool = Pool(f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}")
+            resp = await pool.request("GET", "/", b"")
+            assert await resp.read() == payload, kind
+            await pool.close()
+
+
+async def test_lines_and_chunks_of_a_stream() -> None:
+    events = b"data: 1\n\ndata: 2\r\n\ndata: [DONE]\n\n"
+    raw = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" + b"".join(
+        b"%x\r\n%s\r\n" % (len(events[i : i + 5]), events[i : i + 5])
+        for i in range(0, len(events), 5)
+    )
+    async with server(lambda n, h, b: raw + b"0\r\n\r\n") as s:
+        pool = Pool(s["origin"])
+        resp = await pool.request("POST", "/", b"", b"{}")
+        lines = []
+        while line := await resp.readline():
+            lines.append(line)
+        assert lines == [b"data: 1\n", b"\n", b"data: 2\r\n", b"\n", b"data: [DONE]\n", b"\n"]
+        resp2 = await pool.request("POST", "/", b"", b"{}")  # the connection was given back
+        assert b"".join([c async for c in _chunks(resp2)]) == events
+        await pool.close()
+    assert s["connections"] == 1
+
+
+async def _chunks(resp) -> AsyncIterator[bytes]:  # type: ignore[no-untyped-def]
+    while chunk := await resp.readany():
+        yield chunk
+
+
+async def test_a_response_cut_mid_body_fails_and_an_idle_close_is_survived() -> None:
+    def answer(n: int, head: bytes, body: bytes) -> bytes | None:
+        if body == b"cut":
+            return b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial"
+        if body == b"bye":
+            return None  # closes the connection without answering
+        return ok(b"fine")
+
+    async with server(answer) as s:
+        pool = Pool(s["origin"])
+        resp = await pool.request("POST", "/", b"", b"cut")
+        task = asyncio.ensure_future(resp.read())
+        await asyncio.sleep(0.05)
+        assert not task.done()  # waiting for the 93 bytes still due
+        resp.close()
+        with pytest.raises(asyncio.InvalidStateError):
+            task.result()
+        task.cancel()
+        with pytest.raises(UpstreamClosed):
+            await pool.request("POST", "/", b"", b"bye")
+        resp = await pool.request("POST", "/", b"", b"ok")  # a fresh connection
+        assert await resp.read() == b"fine"
+        await pool.close()
+
+
+async def test_server_closing_after_a_partial_body() -> None:
+    async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial")
+        await writer.drain()
+        writer.close()
+
+    srv = await asyncio.start_server(cut, "127.0.0.1", 0)
+    async with srv:
+        pool = Pool(f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}")
+        resp = await pool.request("GET", "/", b"")
+        with pytest.raises(UpstreamClosed):
+            await resp.read()
+        await pool.close()
+
+
+async def test_not_http_is_a_bad_response() -> None:
+    async with server(lambda n, h, b: b"SSH-2.0-OpenSSH\r\n\r\n") as s:
+        pool = Pool(s["origin"])
+        with pytest.raises(BadResponse):
+            await pool.request("GET", "/", b"")
+        await pool.close()
+
+
+async def test_the_limit_queues_callers_and_a_slow_reader_pauses_the_socket() -> None:
+    big = b"y" * (3 << 20)
+    async with server(lambda n, h, b: ok(big if b == b"big" else b"small")) as s:
+        pool = Pool(s["origin"], limit=1)
+        first = await pool.request("POST", "/", b"", b"big")
+        second = asyncio.ensure_future(pool.request("POST", "/", b"", b"small"))
+        await asyncio.sleep(0.1)
+        assert not second.done()  # the only connection is still busy
+        assert first._conn._paused  # more than 1 MiB waits unread: reading stopped
+        assert await first.read() == big
+        assert await (await second).read() == b"small"
+        await pool.close()
+    assert s["connections"] == 1
+
+
+def test_header_values_cannot_inject_lines_and_urls_split() -> None:
+    with pytest.raises(ValueError):
+        encode_headers({"x": "a\r\nevil: 1"})
+    assert encode_headers({"Host": "h", "Content-Length": "9", "X": "y"}) == b"X: y\r\n"
+    assert split_url("https://api.example.com/v1/chat?x=1", {"api-version": "2024-10-21"}) == (
+        "https://api.example.com",
+        "/v1/chat?x=1&api-version=2024-10-21",
+    )
+    assert split_url("http://h:8080") == ("http://h:8080", "/")
+
+
+async def test_an_interim_response_is_skipped() -> None:
+    async with server(lambda n, h, b: b"HTTP/1.1 100 Continue\r\n\r\n" + ok(b"final")) as s:
+        pool = Pool(s["origin"])
+        resp = await pool.request("POST", "/", b"", b"{}")
+        assert resp.status == 200 and await resp.read() == b"final"
+        await pool.close()
