@@ -38,6 +38,7 @@ def serve(
         http="httptools",
         log_level=log_level,
         access_log=False,
+        server_header=False,  # no `server: uvicorn` on every answer (nor the version hint)
     )
 
 

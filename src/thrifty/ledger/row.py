@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from thrifty.pipeline.context import RequestContext
@@ -12,9 +12,10 @@ from thrifty.pricing import Usage
 
 
 def _at(ctx: RequestContext, perf: float | None) -> datetime | None:
+    """The wall-clock instant of a ``perf_counter`` reading taken during the request."""
     if perf is None:
         return None
-    return datetime.fromtimestamp(ctx.started_at, UTC) + timedelta(seconds=perf - ctx.started)
+    return datetime.fromtimestamp(ctx.started_at + (perf - ctx.started), UTC)
 
 
 def _content(ctx: RequestContext) -> dict[str, Any]:

@@ -58,9 +58,10 @@ _TRAILING_SPACES = re.compile(r" +\n")
 _INNER_RUN = re.compile(r"(?<=\S) {2,}(?=\S)")
 _BLANK_LINES = re.compile(r"\n{3,}")
 #: Anything a lossless step could change: ``\r``, two spaces, a space before a line break, three
-#: line breaks, a JSON bracket, leading blank lines or trailing whitespace. A text without any
-#: is returned as it is without being split into segments (most texts on the request path).
-_MAYBE_LOSSLESS = re.compile(r"\r|  | \n|\n\n\n|[{\[]|\A[ \t]*\n|[ \n]\Z")
+#: line breaks, a JSON bracket opening a line (where JSON blocks and whole-JSON contents start),
+#: leading blank lines or trailing whitespace. A text without any is returned as it is without
+#: being split into segments (most texts on the request path).
+_MAYBE_LOSSLESS = re.compile(r"\r|  | \n|\n\n\n|^[ \t]*[{\[]|\A[ \t]*\n|[ \n]\Z", re.MULTILINE)
 
 
 def _sentinel(char: str) -> str:
