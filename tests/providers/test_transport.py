@@ -211,3 +211,22 @@ async def test_an_interim_response_is_skipped() -> None:
         resp = await pool.request("POST", "/", b"", b"{}")
         assert resp.status == 200 and await resp.read() == b"final"
         await pool.close()
+
+
+async def test_a_read_that_waits_too_long_times_out() -> None:
+    async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n6\r\nline1\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(5)  # then nothing
+        writer.close()
+
+    srv = await asyncio.start_server(stall, "127.0.0.1", 0)
+    async with srv:
+        pool = Pool(f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}")
+        resp = await pool.request("GET", "/", b"")
+        assert await resp.readline(0.2) == b"line1\n"
+        with pytest.raises(TimeoutError):
+            await resp.readline(0.2)
+        resp.close()
+        await pool.close()

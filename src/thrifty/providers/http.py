@@ -249,14 +249,14 @@ class HTTPProvider:
         """The response's lines (line endings stripped), each read within ``stream_idle_s``;
         transport failures are mapped. Releases the response at the end.
 
-        The timeout wraps each read only: a timeout held open across a ``yield`` would fire
-        into whatever the consumer is awaiting (e.g. a slow client's send)."""
+        The timeout bounds each wait for bytes only (a timer armed only when a read has to
+        wait): one held open across a ``yield`` would fire into whatever the consumer is
+        awaiting (e.g. a slow client's send)."""
         idle = self.idle_s
         readline = resp.readline
         try:
             while True:
-                async with asyncio.timeout(idle):
-                    line = await readline()
+                line = await readline(idle)
                 if not line:
                     return
                 yield line.rstrip(b"\r\n")
@@ -274,8 +274,7 @@ class HTTPProvider:
         readany = resp.readany
         try:
             while True:
-                async with asyncio.timeout(idle):
-                    chunk = await readany()
+                chunk = await readany(idle)
                 if not chunk:
                     return
                 yield chunk

@@ -118,23 +118,29 @@ class Response:
         if w is not None and not w.done():
             w.set_result(None)
 
-    async def _wait(self) -> None:
-        self._waiter = self._conn.loop.create_future()
+    async def _wait(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        """Until more of the body arrived; ``TimeoutError`` after ``timeout`` seconds. The timer
+        is armed only when a read has to wait (buffered data is returned without one)."""
+        loop = self._conn.loop
+        waiter = self._waiter = loop.create_future()
+        timer = None if timeout is None else loop.call_later(timeout, _expire, waiter)
         try:
-            await self._waiter
+            await waiter
         finally:
             self._waiter = None
+            if timer is not None:
+                timer.cancel()
 
     # -- the body ----------------------------------------------------------------------------
-    async def readany(self) -> bytes:
-        """The next body bytes; ``b""`` at the end."""
+    async def readany(self, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
+        """The next body bytes; ``b""`` at the end. ``timeout`` bounds the wait for them."""
         while not self._chunks:
             if self._done:
                 if self._exc is not None:
                     raise self._exc
                 self.release()
                 return b""
-            await self._wait()
+            await self._wait(timeout)
         data = self._chunks.popleft()
         self._buffered -= len(data)
         if self._buffered <= _HIGH_WATER // 2:
@@ -155,15 +161,16 @@ class Response:
         self.release()
         return data
 
-    async def readline(self) -> bytes:
-        """The next line with its ``\\n``; the last line may lack it; ``b""`` at the end."""
+    async def readline(self, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
+        """The next line with its ``\\n``; the last line may lack it; ``b""`` at the end.
+        ``timeout`` bounds each wait for more bytes."""
         line = self._line
         while True:
             end = line.find(b"\n")
             if end >= 0:
                 self._line = line[end + 1 :]
                 return line[: end + 1]
-            chunk = await self.readany()
+            chunk = await self.readany(timeout)
             if not chunk:
                 self._line = b""
                 return line
@@ -183,6 +190,11 @@ class Response:
         if not self._released:
             self._released = True
             self._conn.done_with(self, reuse=False)
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError("no data from the upstream in time"))
 
 
 class _Connection(asyncio.Protocol):
