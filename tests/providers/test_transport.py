@@ -230,3 +230,20 @@ async def test_a_read_that_waits_too_long_times_out() -> None:
             await resp.readline(0.2)
         resp.close()
         await pool.close()
+
+
+async def test_the_first_byte_timeout_covers_a_silent_upstream() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        await asyncio.sleep(5)
+        writer.close()
+
+    srv = await asyncio.start_server(silent, "127.0.0.1", 0)
+    async with srv:
+        pool = Pool(f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}", limit=1)
+        with pytest.raises(TimeoutError):
+            await pool.request("GET", "/", b"", timeout=0.2)
+        # the timed-out connection was dropped, not given back: the limit is free again
+        with pytest.raises(TimeoutError):
+            await pool.request("GET", "/", b"", timeout=0.2)
+        await pool.close()

@@ -132,6 +132,7 @@ class HTTPProvider:
         headers: Mapping[str, str] | None,
         params: Mapping[str, str] | None,
     ) -> Response:
+        """POST ``payload``; the response once its headers arrived within ``first_byte_s``."""
         origin, target = split_url(url, dict(params) if params else None)
         if headers:
             merged = {k.lower(): v for k, v in self.headers.items()}
@@ -139,7 +140,9 @@ class HTTPProvider:
             lines = encode_headers(merged)
         else:
             lines = self._static_headers
-        return await self._pool(origin).request("POST", target, lines, payload)
+        return await self._pool(origin).request(
+            "POST", target, lines, payload, timeout=self.first_byte_s
+        )
 
     # -- errors ----------------------------------------------------------------------------
     def map_error(self, exc: BaseException, deployment: Deployment, stage: str) -> UpstreamError:
@@ -185,8 +188,8 @@ class HTTPProvider:
     async def _raise_for_status(self, resp: Response, deployment: Deployment) -> None:
         if resp.status >= 400:
             try:
-                raw = await resp.read()
-            except OSError:
+                raw = await resp.read(self.total_s)
+            except OSError:  # TimeoutError included: the status is what matters
                 raw = b""
             raise self.status_error(resp.status, raw, resp.headers, deployment)
 
@@ -204,13 +207,11 @@ class HTTPProvider:
         stage = "first byte"
         resp: Response | None = None
         try:
-            async with asyncio.timeout(self.first_byte_s) as deadline:
-                resp = await self._send(url, payload, headers, params)
-                stage = "body"
-                deadline.reschedule(asyncio.get_running_loop().time() + self.total_s)
-                await self._raise_for_status(resp, deployment)
-                raw = await resp.read()
-                resp_headers = resp.headers
+            resp = await self._send(url, payload, headers, params)
+            stage = "body"
+            await self._raise_for_status(resp, deployment)
+            raw = await resp.read(self.total_s)
+            resp_headers = resp.headers
         except Exception as exc:
             if resp is not None:
                 resp.close()
@@ -234,13 +235,12 @@ class HTTPProvider:
     ) -> Response:
         """POST and return the open response once its status is known to be 2xx."""
         try:
-            async with asyncio.timeout(self.first_byte_s):
-                resp = await self._send(url, payload, headers, params)
-                try:
-                    await self._raise_for_status(resp, deployment)
-                except BaseException:
-                    resp.close()
-                    raise
+            resp = await self._send(url, payload, headers, params)
+            try:
+                await self._raise_for_status(resp, deployment)
+            except BaseException:
+                resp.close()
+                raise
         except Exception as exc:
             raise self.map_error(exc, deployment, "first byte") from exc
         return resp

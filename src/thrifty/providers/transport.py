@@ -147,10 +147,15 @@ class Response:
             self._conn.resume()
         return data
 
-    async def read(self) -> bytes:
-        """The whole (rest of the) body; releases the connection."""
+    async def read(self, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
+        """The whole (rest of the) body, within ``timeout`` seconds; releases the connection."""
         self._whole = True
         self._conn.resume()
+        if not self._done and timeout is not None:
+            loop = self._conn.loop
+            deadline = loop.time() + timeout
+            while not self._done:
+                await self._wait(max(0.0, deadline - loop.time()))
         while not self._done:
             await self._wait()
         if self._exc is not None:
@@ -194,7 +199,7 @@ class Response:
 
 def _expire(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
-        waiter.set_exception(TimeoutError("no data from the upstream in time"))
+        waiter.set_exception(TimeoutError("the upstream did not answer in time"))
 
 
 class _Connection(asyncio.Protocol):
@@ -343,34 +348,60 @@ class Pool:
         self._closed = False
 
     async def request(
-        self, method: str, target: str, headers: bytes, body: bytes = b""
+        self,
+        method: str,
+        target: str,
+        headers: bytes,
+        body: bytes = b"",
+        timeout: float | None = None,  # noqa: ASYNC109
     ) -> Response:
         """Send ``method target`` with ``headers`` (encoded lines, see ``encode_headers``) and
-        ``body``; return once the response's status and headers have arrived."""
-        conn = await self._acquire()
+        ``body``; return once the response's status and headers have arrived. ``timeout``
+        bounds all of it (waiting for a connection, connecting, the first byte) with one timer
+        (``TimeoutError``)."""
+        loop = self.loop
+        deadline = None if timeout is None else loop.time() + timeout
+        conn = self._reuse()
+        if conn is None:
+            if deadline is None:
+                conn = await self._acquire()
+            else:
+                async with asyncio.timeout_at(deadline):
+                    conn = await self._acquire()
         response = Response(conn)
         head = (
             f"{method} {target} HTTP/1.1\r\nhost: {self.host_header}\r\n"
             f"content-length: {len(body)}\r\n"
         ).encode("latin-1")
+        timer = None if deadline is None else loop.call_at(deadline, _expire, response._head)
         try:
             conn.send(b"".join((head, headers, b"\r\n", body)), response)
             await response._head
         except BaseException:
             response.close()
             raise
+        finally:
+            if timer is not None:
+                timer.cancel()
         return response
+
+    def _reuse(self) -> _Connection | None:
+        """A live idle connection, or None (expired or dropped ones are closed on the way)."""
+        while self._idle:
+            conn = self._idle.pop()
+            if conn.closed or time.monotonic() - conn.idle_since > self.keepalive_s:
+                conn.abort()
+                self._open -= 1
+                continue
+            return conn
+        return None
 
     async def _acquire(self) -> _Connection:
         if self._closed:
             raise RuntimeError("the connection pool is closed")
         while True:
-            while self._idle:
-                conn = self._idle.pop()
-                if conn.closed or time.monotonic() - conn.idle_since > self.keepalive_s:
-                    conn.abort()
-                    self._open -= 1
-                    continue
+            conn = self._reuse()
+            if conn is not None:
                 return conn
             if self._open < self.limit:
                 self._open += 1
