@@ -21,6 +21,7 @@ from thrifty.providers.registry import ProviderRegistry
 log = logging.getLogger("thrifty.cost")
 
 LEVERS = ("cache", "semantic_cache", "routing", "compression", "max_tokens")
+_USD_MEMO = 8192
 
 
 def usage_from_any(usage: Mapping[str, Any] | None) -> Usage:
@@ -54,7 +55,21 @@ class Costing:
         self._registry = registry
         self._metrics = metrics
         self._prices: dict[tuple[str, str], ModelPrice | None] = {}
+        self._usd: dict[tuple[str, Usage], tuple[ModelPrice, float]] = {}
         self.unpriced_seen: dict[str, int] = {}
+
+    def usd(self, price: ModelPrice, usage: Usage) -> float:
+        """``compute_cost(price, usage).total_usd``, memoised: repeated usages (cache hits,
+        fixed-size calls) skip the exact decimal arithmetic. Bounded; cleared when full."""
+        key = (price.id, usage)
+        hit = self._usd.get(key)
+        if hit is not None and hit[0] is price:  # the same price object: a reload misses
+            return hit[1]
+        if len(self._usd) >= _USD_MEMO:
+            self._usd.clear()
+        value = compute_cost(price, usage).total_usd
+        self._usd[key] = (price, value)
+        return value
 
     def price(self, public_model: str, upstream_model: str | None = None) -> ModelPrice | None:
         """The price of a served model: its upstream id first, then its public name."""
@@ -110,20 +125,20 @@ class Costing:
             if first:
                 log.warning("model %r has no price: its cost is recorded as UNPRICED", model)
             return
-        ctx.cost_usd = compute_cost(price, usage).total_usd
+        ctx.cost_usd = self.usd(price, usage)
         if ctx.cascade_first is not None:
             # The cheap answer that failed its checks was paid for too.
             first_dep, first_usage = ctx.cascade_first
             first_price = self.price(first_dep.public_model, first_dep.upstream_model)
             if first_price is not None:
-                ctx.cost_usd += compute_cost(first_price, usage_from_any(first_usage)).total_usd
+                ctx.cost_usd += self.usd(first_price, usage_from_any(first_usage))
         if ctx.compression_saved_tokens and ctx.cache_status not in ("hit", "semantic"):
             trimmed = Usage(prompt_tokens=ctx.compression_saved_tokens)
-            ctx.savings["compression"] = compute_cost(price, trimmed).total_usd
+            ctx.savings["compression"] = self.usd(price, trimmed)
         if ctx.cache_hit_tokens:
             # Embedding items answered from the cache: what their tokens would have cost.
             hit = Usage(prompt_tokens=ctx.cache_hit_tokens)
-            ctx.savings["cache"] = compute_cost(price, hit).total_usd
+            ctx.savings["cache"] = self.usd(price, hit)
         elif ctx.cache_status in ("hit", "semantic"):
             # Answered from the cache: nothing is spent upstream, and the saving is exactly
             # what the served model would have charged for this answer.
@@ -143,7 +158,7 @@ class Costing:
             if requested is None:
                 ctx.baseline_cost_usd = None
             else:
-                baseline = compute_cost(requested, usage).total_usd
+                baseline = self.usd(requested, usage)
                 if ctx.cascade_first is not None:
                     # A cascade that escalated: the saving is net of the wasted cheap call
                     # (negative when the escalation cost more than the baseline).
