@@ -13,27 +13,43 @@ DIM = 16
 
 
 class FakeEmbedder:
-    """Deterministic unit vectors per text (seeded by the text's hash); counts its calls."""
+    """Deterministic unit vectors per text (seeded by the text's hash); counts its calls and
+    records each call's ``max_tokens`` and ``truncation``. A "word piece" is a space-separated
+    word: a cap keeps ``max_tokens - 2`` of them ([CLS] and [SEP] count, as in the real
+    embedder), the first ones or (``head_tail``) the first and last halves."""
 
     model_id = "fake-embedder-16"
 
     def __init__(self) -> None:
         self.calls = 0
+        self.caps: list[int | None] = []
+        self.truncations: list[str] = []
 
     def vector(self, text: str) -> npt.NDArray[np.float32]:
         seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
         v = np.random.default_rng(seed).standard_normal(DIM)
         return (v / np.linalg.norm(v)).astype(np.float32)
 
-    def embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
+    def embed(
+        self, texts: list[str], max_tokens: int | None = None, truncation: str = "head"
+    ) -> npt.NDArray[np.float32]:
         self.calls += 1
+        self.caps.append(max_tokens)
+        self.truncations.append(truncation)
         out = np.empty((len(texts), DIM), dtype=np.float32)
         for i, text in enumerate(texts):
+            words = text.split(" ")
+            keep = (max_tokens or 256) - 2
+            if len(words) > keep:
+                head = (keep + 1) // 2 if truncation == "head_tail" else keep
+                text = " ".join(words[:head] + words[len(words) - (keep - head) :])
             out[i] = self.vector(text)
         return out
 
-    async def aembed(self, texts: list[str]) -> npt.NDArray[np.float32]:
-        return self.embed(texts)
+    async def aembed(
+        self, texts: list[str], max_tokens: int | None = None, truncation: str = "head"
+    ) -> npt.NDArray[np.float32]:
+        return self.embed(texts, max_tokens, truncation)
 
 
 def synthetic(

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from tests.routing.routing_fakes import FakeEmbedder, synthetic, write_csv
 from thrifty.cli.router import app
 from thrifty.routing.learned import LearnedScorer
+from thrifty.routing.scorers import LEARNED_MAX_TOKENS
 
 runner = CliRunner()
 
@@ -42,6 +43,31 @@ def test_train_reports_and_saves_a_router(learnable_csv: Path, tmp_path: Path) -
     assert cache.is_file()
     again = runner.invoke(app, [*args, "--embeddings-cache", str(cache)])
     assert again.exit_code == 0
+
+
+def test_train_records_the_cap_and_eval_uses_it(
+    learnable_csv: Path, tmp_path: Path, _fake_embedder: FakeEmbedder
+) -> None:
+    default = tmp_path / "default.npz"
+    args = ["train", "--data", str(learnable_csv), "--bootstrap", "50"]
+    result = runner.invoke(app, [*args, "--out", str(default)])
+    assert result.exit_code == 0, result.output
+    assert f"at most {LEARNED_MAX_TOKENS} word pieces" in " ".join(result.output.split())
+    assert LearnedScorer.load(default).model.max_tokens == LEARNED_MAX_TOKENS
+    assert set(_fake_embedder.caps) == {LEARNED_MAX_TOKENS}
+    out = tmp_path / "r.npz"
+    result = runner.invoke(app, [*args, "--out", str(out), "--max-tokens", "32"])
+    assert result.exit_code == 0, result.output
+    assert LearnedScorer.load(out).model.max_tokens == 32
+    assert _fake_embedder.caps[-1] == 32
+    evaluated = runner.invoke(
+        app, ["eval", "--data", str(learnable_csv), "-s", f"learned:{out}", "--bootstrap", "50"]
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    assert _fake_embedder.caps[-1] == 32  # eval embeds as the model was trained
+    for bad in ("2", "257"):
+        refused = runner.invoke(app, [*args, "--out", str(out), "--max-tokens", bad])
+        assert refused.exit_code == 2
 
 
 def test_train_refuses_a_router_no_better_than_random(tmp_path: Path) -> None:

@@ -7,10 +7,19 @@ succeed *and* the cheap one to fail. (Trained on "cheap failed" alone, a router 
 prompts neither model answers; that measured 0.07 APGR worse.) Each head is L2-regularised
 logistic regression plus Platt scaling fitted on held-out logits (``routing.logistic``).
 
+The prompt is embedded at most ``max_tokens`` word pieces long (by default 64: its first 31 and
+last 31, ``truncation="head_tail"``): the embedding's cost grows with its length (~2 ms plus
+~0.2 ms per word piece on one core), and on RouteLLM's MMLU outcomes 64 word pieces from both ends
+route as well as 256 (see ``docs/decisions.md``). The cap and the cut are part of the model:
+training embeds with them, the file records them and scoring uses them, so train and serve see
+the same vectors.
+
 A model is one ``.npz`` file (a few KB): the heads' arrays and a JSON metadata record (format,
-version = a hash of the weights, embedder id, training-data hash, cross-validated metrics). It
-loads only with the embedder it was trained with: an index of vectors from another model would
-score nonsense. Loading with ``allow_pickle=False``: a model file cannot execute code.
+version = a hash of the weights, embedder id, word-piece cap and cut, training-data hash,
+cross-validated metrics). A file without a cap (written before it existed) was trained on the
+first 256 word pieces and loads so. It loads only with the embedder it was trained with: an
+index of vectors from another model would score nonsense. Loading with ``allow_pickle=False``: a
+model file cannot execute code.
 """
 
 from __future__ import annotations
@@ -20,18 +29,43 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 import numpy.typing as npt
 
 from thrifty.errors import ConfigError
 from thrifty.routing.logistic import LogisticHead
-from thrifty.routing.scorers import RequestMeta, last_user_text
+from thrifty.routing.scorers import (
+    LEARNED_MAX_TOKENS,
+    LEARNED_TRUNCATION,
+    RequestMeta,
+    last_user_text,
+)
 
-__all__ = ["FORMAT", "LearnedModel", "LearnedScorer", "TextEmbedder"]
+if TYPE_CHECKING:
+    from thrifty.cache.embedder import Truncation
+
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "DEFAULT_TRUNCATION",
+    "FORMAT",
+    "LEGACY_MAX_TOKENS",
+    "LEGACY_TRUNCATION",
+    "LearnedModel",
+    "LearnedScorer",
+    "TextEmbedder",
+]
 
 FORMAT = "thrifty-router-learned/1"
+DEFAULT_MAX_TOKENS = LEARNED_MAX_TOKENS
+"""Word pieces per prompt a router is trained on unless told otherwise (``thrifty router train
+--max-tokens``): the measured knee of latency against quality (``docs/decisions.md``)."""
+DEFAULT_TRUNCATION: Truncation = cast("Truncation", LEARNED_TRUNCATION)
+LEGACY_MAX_TOKENS = 256
+"""The cap of a model file that records none: the embedder's own limit, all there was before."""
+LEGACY_TRUNCATION: Truncation = "head"
+_TRUNCATIONS = ("head", "head_tail")
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -41,9 +75,13 @@ class TextEmbedder(Protocol):
     @property
     def model_id(self) -> str: ...
 
-    def embed(self, texts: list[str]) -> npt.NDArray[np.float32]: ...
+    def embed(
+        self, texts: list[str], max_tokens: int | None = None, truncation: Truncation = "head"
+    ) -> npt.NDArray[np.float32]: ...
 
-    async def aembed(self, texts: list[str]) -> npt.NDArray[np.float32]: ...
+    async def aembed(
+        self, texts: list[str], max_tokens: int | None = None, truncation: Truncation = "head"
+    ) -> npt.NDArray[np.float32]: ...
 
 
 def _default_embedder() -> TextEmbedder:
@@ -54,12 +92,18 @@ def _default_embedder() -> TextEmbedder:
 
 @dataclass(frozen=True)
 class LearnedModel:
-    """The two heads and their metadata. ``gain(x)`` = P(strong) - P(cheap) per embedding row."""
+    """The two heads and their metadata. ``gain(x)`` = P(strong) - P(cheap) per embedding row.
+
+    ``max_tokens``, ``truncation``: the word pieces per prompt the heads were trained on (and
+    scoring embeds), and which of a longer prompt's are kept.
+    """
 
     strong: LogisticHead
     cheap: LogisticHead
     embedder_id: str
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    max_tokens: int = LEGACY_MAX_TOKENS
+    truncation: Truncation = LEGACY_TRUNCATION
 
     @property
     def dim(self) -> int:
@@ -67,11 +111,15 @@ class LearnedModel:
 
     @property
     def version(self) -> str:
-        """A short hash of the weights: names this exact model in logs and route reasons."""
+        """A short hash of the weights (and of the cap and cut, unless the first 256 word pieces):
+        names this exact model in logs and route reasons."""
         digest = hashlib.sha256()
         for head in (self.strong, self.cheap):
             digest.update(np.ascontiguousarray(head.weights, dtype="<f8").tobytes())
             digest.update(np.array([head.bias, head.platt_a, head.platt_b], "<f8").tobytes())
+        if (self.max_tokens, self.truncation) != (LEGACY_MAX_TOKENS, LEGACY_TRUNCATION):
+            # (a model of the first 256 word pieces keeps the version it always had)
+            digest.update(f"max_tokens={self.max_tokens},{self.truncation}".encode())
         return digest.hexdigest()[:12]
 
     def probabilities(self, x: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
@@ -91,6 +139,8 @@ class LearnedModel:
             "version": self.version,
             "embedder_id": self.embedder_id,
             "dim": self.dim,
+            "max_tokens": self.max_tokens,
+            "truncation": self.truncation,
         }
         arrays: dict[str, Any] = {
             "meta_json": np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8),
@@ -120,15 +170,30 @@ class LearnedModel:
             raise ConfigError(f"{path} is not a thrifty router model ({exc})") from None
         if meta.get("format") != FORMAT:
             raise ConfigError(f"{path}: unsupported router model format {meta.get('format')!r}")
-        extra = {k: v for k, v in meta.items() if k not in ("format", "embedder_id", "dim")}
-        return cls(heads["strong"], heads["cheap"], str(meta["embedder_id"]), extra)
+        max_tokens = meta.get("max_tokens", LEGACY_MAX_TOKENS)
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 3:
+            raise ConfigError(f"{path}: bad max_tokens {max_tokens!r} in the router model")
+        truncation = meta.get("truncation", LEGACY_TRUNCATION)
+        if truncation not in _TRUNCATIONS:
+            raise ConfigError(f"{path}: bad truncation {truncation!r} in the router model")
+        fixed = ("format", "embedder_id", "dim", "max_tokens", "truncation")
+        extra = {k: v for k, v in meta.items() if k not in fixed}
+        return cls(
+            heads["strong"],
+            heads["cheap"],
+            str(meta["embedder_id"]),
+            extra,
+            max_tokens,
+            cast("Truncation", truncation),
+        )
 
 
 class LearnedScorer:
     """Scores a request by the escalation gain of its last user message (see module docstring).
 
     Thread-safe (the model is immutable; the embedder is shared). ``score`` blocks for one
-    embedding (a few ms on one core); ``ascore`` runs it on the embedder's worker thread.
+    embedding of at most ``model.max_tokens`` word pieces (a few ms on one core); ``ascore`` runs
+    it on the embedder's worker thread.
     """
 
     name = "learned"
@@ -161,7 +226,8 @@ class LearnedScorer:
         return self.model.gain(np.atleast_2d(np.asarray(x, dtype=np.float64)))
 
     def score_texts(self, texts: list[str]) -> FloatArray:
-        return self.score_embeddings(self.embedder.embed(texts))
+        m = self.model
+        return self.score_embeddings(self.embedder.embed(texts, m.max_tokens, m.truncation))
 
     def score_text(self, text: str) -> float:
         return float(self.score_texts([text])[0])
@@ -170,5 +236,6 @@ class LearnedScorer:
         return self.score_text(last_user_text(body))
 
     async def ascore(self, body: Mapping[str, Any], meta: RequestMeta | None = None) -> float:
-        vectors = await self.embedder.aembed([last_user_text(body)])
+        text = last_user_text(body)
+        vectors = await self.embedder.aembed([text], self.model.max_tokens, self.model.truncation)
         return float(self.score_embeddings(vectors)[0])

@@ -23,12 +23,22 @@ from typing import Any, Protocol, runtime_checkable
 from thrifty.errors import ConfigError
 
 __all__ = [
+    "LEARNED_MAX_TOKENS",
+    "LEARNED_TRUNCATION",
     "RequestMeta",
     "Scorer",
     "conversation_text",
     "last_user_text",
     "make_scorer",
 ]
+
+LEARNED_MAX_TOKENS = 64
+"""Word pieces of a prompt (its head and tail, :data:`LEARNED_TRUNCATION`) a ``learned`` router is
+trained on and embeds, unless trained otherwise (``thrifty router train --max-tokens``): the
+smallest cap that kept the cross-validated quality, see ``docs/decisions.md``. Here, not in
+``routing.learned``, so the CLI can read it without numpy."""
+LEARNED_TRUNCATION = "head_tail"
+"""How a longer prompt is cut for the ``learned`` router: its first and last word pieces."""
 
 
 @dataclass(frozen=True, slots=True)

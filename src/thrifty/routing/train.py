@@ -7,6 +7,10 @@ named by ``group_col``), otherwise clusters of near-duplicate prompts (embedding
 joined transitively, plus identical normalised text). Grouping by a topic column (MMLU's
 ``subject``) measures something else: how the router transfers to unseen topics.
 
+Prompts are embedded at most ``max_tokens`` word pieces long, cut as ``truncation`` says (the CLI's
+defaults: ``learned.DEFAULT_MAX_TOKENS``, ``DEFAULT_TRUNCATION``); the saved model records both,
+and scoring embeds with them.
+
 The reported metrics are those of the out-of-fold scores (every prompt scored by a model that
 never saw its group), with percentile-bootstrap intervals; the saved model is then fitted on all
 rows. A router is **accepted** only when the lower end of its APGR interval is above 0.5: an
@@ -22,14 +26,19 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from thrifty.errors import ConfigError
 from thrifty.routing import metrics
-from thrifty.routing.learned import LearnedModel, TextEmbedder
+from thrifty.routing.learned import (
+    LEGACY_MAX_TOKENS,
+    LEGACY_TRUNCATION,
+    LearnedModel,
+    TextEmbedder,
+)
 from thrifty.routing.logistic import LogisticHead, calibration_error, fit_logistic, fit_platt
 
 __all__ = [
@@ -51,6 +60,9 @@ data (APGR within ±0.003 over 5-15); weaker penalties over-fit."""
 NEAR_DUPLICATE_COSINE = 0.95
 NEAR_DUPLICATE_MAX_ROWS = 30_000
 """Above this many rows only identical normalised prompts are grouped (the pairwise pass is n²)."""
+if TYPE_CHECKING:
+    from thrifty.cache.embedder import Truncation
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
@@ -132,11 +144,19 @@ def load_csv(path: Path | str, *, group_col: str | None = None) -> Dataset:
 
 
 def embed_cached(
-    texts: list[str], embedder: TextEmbedder, cache: Path | str | None = None
+    texts: list[str],
+    embedder: TextEmbedder,
+    cache: Path | str | None = None,
+    *,
+    max_tokens: int = LEGACY_MAX_TOKENS,
+    truncation: Truncation = LEGACY_TRUNCATION,
 ) -> npt.NDArray[np.float32]:
-    """Embed ``texts``, reusing ``cache`` (an ``.npz``) when it holds these texts' vectors from
-    this embedder; (re)writes it otherwise. Embedding 14k prompts takes minutes on 2 cores."""
+    """Embed ``texts`` (at most ``max_tokens`` word pieces each, cut as ``truncation`` says),
+    reusing ``cache`` (an ``.npz``) when it holds these texts' vectors from this embedder at this
+    cap and cut; (re)writes it otherwise. Embedding 14k prompts takes minutes on 2 cores."""
     digest = hashlib.sha256(embedder.model_id.encode())
+    if (max_tokens, truncation) != (LEGACY_MAX_TOKENS, LEGACY_TRUNCATION):
+        digest.update(f"max_tokens={max_tokens},{truncation}".encode())  # old caches stay valid
     for text in texts:
         digest.update(hashlib.sha256(text.encode()).digest())
     key = digest.hexdigest()
@@ -144,7 +164,7 @@ def embed_cached(
         with np.load(cache, allow_pickle=False) as data:
             if str(data["key"]) == key:
                 return np.array(data["vectors"], dtype=np.float32)
-    vectors = embedder.embed(texts)
+    vectors = embedder.embed(texts, max_tokens, truncation)
     if cache is not None:
         with Path(cache).open("wb") as fh:
             np.savez(fh, key=np.array(key), vectors=vectors)
@@ -325,6 +345,8 @@ def train_router(
     vectors: npt.ArrayLike,
     *,
     embedder_id: str,
+    max_tokens: int,
+    truncation: Truncation,
     folds: int = 5,
     seed: int = 0,
     l2: float = DEFAULT_L2,
@@ -334,10 +356,12 @@ def train_router(
 ) -> tuple[LearnedModel, TrainReport]:
     """Cross-validate, then fit the model on all rows.
 
-    ``vectors``: the prompts' embeddings (rows aligned with ``data``). ``baselines``: extra
-    scores to report on the same rows (e.g. ``{"length": ...}``); random and the oracle are
-    always added. The returned model carries the report in its metadata; whether to save it is
-    the caller's call (see :attr:`TrainReport.accepted`).
+    ``vectors``: the prompts' embeddings (rows aligned with ``data``), embedded at most
+    ``max_tokens`` word pieces long, cut as ``truncation`` says (the model records both; scoring
+    embeds with them).
+    ``baselines``: extra scores to report on the same rows (e.g. ``{"length": ...}``); random
+    and the oracle are always added. The returned model carries the report in its metadata;
+    whether to save it is the caller's call (see :attr:`TrainReport.accepted`).
     """
     x = np.asarray(vectors, dtype=np.float64)
     if len(x) != len(data):
@@ -379,4 +403,4 @@ def train_router(
         "seed": seed,
         **report.as_metadata(),
     }
-    return LearnedModel(head_s, head_c, embedder_id, meta), report
+    return LearnedModel(head_s, head_c, embedder_id, meta, max_tokens, truncation), report
