@@ -247,3 +247,79 @@ async def test_the_first_byte_timeout_covers_a_silent_upstream() -> None:
         with pytest.raises(TimeoutError):
             await pool.request("GET", "/", b"", timeout=0.2)
         await pool.close()
+
+
+def _self_signed(tmp_path) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_path), str(key_path)
+
+
+async def test_https_verifies_the_certificate_and_reuses_the_tls_connection(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import ssl
+
+    cert, key = _self_signed(tmp_path)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    connections = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        try:
+            while True:
+                await read_request(reader)
+                writer.write(ok(b"over tls"))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    srv = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_ctx)
+    async with srv:
+        port = srv.sockets[0].getsockname()[1]
+        trusting = ssl.create_default_context(cafile=cert)
+        pool = Pool(f"https://localhost:{port}", ssl_context=trusting)
+        for _ in range(2):
+            resp = await pool.request("POST", "/v1/chat/completions", b"", b"{}")
+            assert await resp.read() == b"over tls"
+        await pool.close()
+        # the default trust store does not know this certificate: the handshake fails
+        strict = Pool(f"https://localhost:{port}")
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await strict.request("GET", "/", b"")
+        await strict.close()
+    assert connections == 1  # two requests, one TLS connection (the refused one never got in)
