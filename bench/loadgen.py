@@ -99,22 +99,30 @@ async def aiohttp_worker(session: Any, url: str, body: Any, headers: dict, st: S
         st.ok(t0, t1, ttfb, ttft)
 
 
-async def httpx_worker(client: Any, url: str, body: Any, headers: dict, st: State, stream):
+async def _closed_loop(post: Any, body: Any, st: State) -> None:
+    """Send ``body()`` with ``post(payload) -> (status, data)`` until told to stop (JSON only)."""
     while not st.stop:
         payload = body()
         t0 = time.perf_counter()
         try:
-            resp = await client.post(url, content=payload, headers=headers)
-            data = resp.content
+            status, data = await post(payload)
         except Exception as exc:
             st.error(repr(exc))
             await asyncio.sleep(0.01)
             continue
         t1 = time.perf_counter()
-        if resp.status_code != 200:
-            st.error(f"{resp.status_code} {data[:200]!r}")
+        if status != 200:
+            st.error(f"{status} {data[:200]!r}")
             continue
         st.ok(t0, t1)
+
+
+async def httpx_worker(client: Any, url: str, body: Any, headers: dict, st: State, stream):
+    async def post(payload: bytes) -> tuple[int, bytes]:
+        resp = await client.post(url, content=payload, headers=headers)
+        return resp.status_code, resp.content
+
+    await _closed_loop(post, body, st)
 
 
 async def thrifty_worker(pool: Any, url: str, body: Any, headers: dict, st: State, stream):
@@ -123,21 +131,12 @@ async def thrifty_worker(pool: Any, url: str, body: Any, headers: dict, st: Stat
 
     _, target = split_url(url)
     lines = encode_headers(headers)
-    while not st.stop:
-        payload = body()
-        t0 = time.perf_counter()
-        try:
-            resp = await pool.request("POST", target, lines, payload)
-            data = await resp.read()
-        except Exception as exc:
-            st.error(repr(exc))
-            await asyncio.sleep(0.01)
-            continue
-        t1 = time.perf_counter()
-        if resp.status != 200:
-            st.error(f"{resp.status} {data[:200]!r}")
-            continue
-        st.ok(t0, t1)
+
+    async def post(payload: bytes) -> tuple[int, bytes]:
+        resp = await pool.request("POST", target, lines, payload)
+        return resp.status, await resp.read()
+
+    await _closed_loop(post, body, st)
 
 
 async def drain(pids: dict[str, str], limit: float) -> tuple[dict[str, float], float]:

@@ -63,6 +63,24 @@ async def server(answer: Callable[[int, bytes, bytes], bytes | None]) -> AsyncIt
         yield state
 
 
+@asynccontextmanager
+async def one_shot(raw: bytes, *, then_wait_s: float = 0.0) -> AsyncIterator[str]:
+    """A server that reads one request, writes ``raw``, waits ``then_wait_s`` and closes;
+    yields its origin."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        if raw:
+            writer.write(raw)
+            await writer.drain()
+        await asyncio.sleep(then_wait_s)
+        writer.close()
+
+    srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+    async with srv:
+        yield f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}"
+
+
 async def test_keep_alive_reuses_one_connection_and_sends_exact_headers() -> None:
     async with server(lambda n, h, b: ok(b"echo:" + b)) as s:
         pool = Pool(s["origin"])
@@ -89,18 +107,8 @@ async def test_chunked_gzip_and_eof_delimited_bodies() -> None:
         "eof": b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n" + payload,
     }
     for kind, raw in answers.items():
-
-        async def write_then_close(
-            reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-        ) -> None:
-            await read_request(reader)
-            writer.write(raw)  # noqa: B023
-            await writer.drain()
-            writer.close()
-
-        srv = await asyncio.start_server(write_then_close, "127.0.0.1", 0)
-        async with srv:
-            pool = Pool(f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}")
+        async with one_shot(raw) as origin:
+            pool = Pool(origin)
             resp = await pool.request("GET", "/", b"")
             assert await resp.read() == payload, kind
             await pool.close()
@@ -156,15 +164,8 @@ async def test_a_response_cut_mid_body_fails_and_an_idle_close_is_survived() -> 
 
 
 async def test_server_closing_after_a_partial_body() -> None:
-    async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial")
-        await writer.drain()
-        writer.close()
-
-    srv = await asyncio.start_server(cut, "127.0.0.1", 0)
-    async with srv:
-        pool = Pool(f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}")
+    async with one_shot(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial") as origin:
+        pool = Pool(origin)
         resp = await pool.request("GET", "/", b"")
         with pytest.raises(UpstreamClosed):
             await resp.read()
@@ -214,16 +215,9 @@ async def test_an_interim_response_is_skipped() -> None:
 
 
 async def test_a_read_that_waits_too_long_times_out() -> None:
-    async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n6\r\nline1\n\r\n")
-        await writer.drain()
-        await asyncio.sleep(5)  # then nothing
-        writer.close()
-
-    srv = await asyncio.start_server(stall, "127.0.0.1", 0)
-    async with srv:
-        pool = Pool(f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}")
+    head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n6\r\nline1\n\r\n"
+    async with one_shot(head, then_wait_s=5) as origin:  # then nothing
+        pool = Pool(origin)
         resp = await pool.request("GET", "/", b"")
         assert await resp.readline(0.2) == b"line1\n"
         with pytest.raises(TimeoutError):
@@ -233,14 +227,8 @@ async def test_a_read_that_waits_too_long_times_out() -> None:
 
 
 async def test_the_first_byte_timeout_covers_a_silent_upstream() -> None:
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        await asyncio.sleep(5)
-        writer.close()
-
-    srv = await asyncio.start_server(silent, "127.0.0.1", 0)
-    async with srv:
-        pool = Pool(f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}", limit=1)
+    async with one_shot(b"", then_wait_s=5) as origin:
+        pool = Pool(origin, limit=1)
         with pytest.raises(TimeoutError):
             await pool.request("GET", "/", b"", timeout=0.2)
         # the timed-out connection was dropped, not given back: the limit is free again
