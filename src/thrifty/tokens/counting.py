@@ -42,7 +42,7 @@ import orjson
 import tiktoken
 
 from thrifty.errors import ThriftyError
-from thrifty.tokens import _parts, estimate, families
+from thrifty.tokens import _parts, chat_templates, estimate, families
 from thrifty.tokens._parts import IMAGE_TOKENS_HIGH as IMAGE_TOKENS_HIGH  # re-exported
 from thrifty.tokens._parts import IMAGE_TOKENS_LOW as IMAGE_TOKENS_LOW  # re-exported
 from thrifty.tokens._parts import Measure, Tokenizer
@@ -228,7 +228,7 @@ class _Resolved:
 
     tokenizer: Tokenizer  # the model's own, or o200k_base standing in for an estimate
     exact: bool
-    template: families.ChatTemplate | None  # None: OpenAI's chat format
+    template: chat_templates.ChatTemplate | None  # None: OpenAI's chat format
     factor: float  # safety factor of the estimate (1.0 when exact)
     bound: Measure  # hard upper bound for one text piece
     surcharge: bool = False  # estimates add estimate.digit_surcharge
@@ -422,7 +422,7 @@ def _openai_format(
 
 def _walk(r: _Resolved, messages: list[Any], tools: list[Any] | None, n: Measure) -> int:
     if r.template is not None:
-        return families.measure_request(r.template, messages, tools, n)
+        return chat_templates.measure_request(r.template, messages, tools, n)
     return _openai_format(n, messages, tools, r.tokenizer.name)
 
 
@@ -468,8 +468,8 @@ def count_messages(
     tokens of their JSON.
 
     Open families (Llama, Qwen, Mistral Tekken, DeepSeek): the request is rendered with the
-    family's chat template (``families.ChatTemplate``) and counted with its tokenizer; images as
-    above, tools approximately.
+    family's chat template (``chat_templates.ChatTemplate``) and counted with its tokenizer;
+    images as above, tools approximately.
 
     Other models: the OpenAI-format count with o200k_base, times ``estimate_factor(model)`` (plus
     the digit surcharge of the text for non-Claude models), capped at the request's upper bound
