@@ -192,10 +192,10 @@ class _Connection(asyncio.Protocol):
         r = self.response
         if r is None or r._done:
             return
-        if r._head.done() and not self._framed():
-            r._finish()  # a body delimited by the end of the connection
+        if exc is None and r._head.done() and not self._framed():
+            r._finish()  # a body delimited by the (clean) end of the connection
         else:
-            r._fail(UpstreamClosed("the upstream closed the connection"))
+            r._fail(UpstreamClosed(f"the upstream closed the connection ({exc or 'EOF'})"))
 
     def _framed(self) -> bool:
         h = self.response.headers if self.response is not None else {}
