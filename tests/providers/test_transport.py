@@ -311,3 +311,25 @@ async def test_https_verifies_the_certificate_and_reuses_the_tls_connection(tmp_
             await strict.request("GET", "/", b"")
         await strict.close()
     assert connections == 1  # two requests, one TLS connection (the refused one never got in)
+
+
+async def test_a_reset_never_passes_for_the_end_of_an_eof_framed_body() -> None:
+    import socket
+    import struct
+
+    async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\npartial")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()  # RST, not FIN
+
+    srv = await asyncio.start_server(reset, "127.0.0.1", 0)
+    async with srv:
+        pool = Pool(f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}")
+        resp = await pool.request("GET", "/", b"")
+        with pytest.raises(UpstreamClosed):
+            await resp.read()
+        await pool.close()
