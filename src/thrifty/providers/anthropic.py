@@ -45,7 +45,7 @@ from thrifty.providers.anthropic_wire import (
     to_anthropic,
 )
 from thrifty.providers.base import Deployment, StreamEvent, UpstreamResponse
-from thrifty.providers.http import HTTPProvider, parse_retry_after
+from thrifty.providers.http import HTTPProvider, ResponseStream, parse_retry_after
 from thrifty.providers.transport import Response
 
 __all__ = ["AnthropicProvider", "StreamTranslator"]
@@ -324,7 +324,7 @@ async def _sse_events(lines: AsyncIterator[bytes]) -> AsyncGenerator[tuple[str, 
         yield name or "message", b"\n".join(data)
 
 
-class AnthropicStream:
+class AnthropicStream(ResponseStream["AnthropicProvider"]):
     """An open Anthropic stream yielding canonical chunks (see ``StreamTranslator``)."""
 
     def __init__(
@@ -334,17 +334,8 @@ class AnthropicStream:
         resp: Response,
         include_usage: bool,
     ) -> None:
-        self._provider = provider
-        self._deployment = deployment
-        self._resp = resp
+        super().__init__(provider, deployment, resp)
         self._include_usage = include_usage
-        self.headers = dict(resp.headers)
-
-    async def aclose(self) -> None:
-        self._resp.close()
-
-    def __aiter__(self) -> AsyncIterator[StreamEvent]:
-        return self._events()
 
     async def _events(self) -> AsyncIterator[StreamEvent]:
         p, dep = self._provider, self._deployment
@@ -353,12 +344,7 @@ class AnthropicStream:
         events = _sse_events(lines)
         try:
             async for name, payload in events:
-                try:
-                    data = orjson.loads(payload)
-                except orjson.JSONDecodeError:
-                    raise p.protocol_error("a stream event is not JSON", dep) from None
-                if not isinstance(data, dict):
-                    raise p.protocol_error("a stream event is not a JSON object", dep)
+                data = self._json_object(payload)
                 if name == "message":  # no `event:` line: fall back on the payload's type
                     name = str(data.get("type") or "message")
                 if name == "error":

@@ -43,8 +43,7 @@ from thrifty.providers.bedrock_errors import bedrock_error, error_code
 from thrifty.providers.bedrock_eventstream import EventStreamDecoder, EventStreamError
 from thrifty.providers.bedrock_request import ConverseRequestError, to_converse
 from thrifty.providers.bedrock_response import StreamTranslator, from_converse
-from thrifty.providers.http import HTTPProvider
-from thrifty.providers.transport import Response
+from thrifty.providers.http import HTTPProvider, ResponseStream
 
 __all__ = ["SIGNING_NAME", "BedrockProvider", "model_path"]
 
@@ -181,7 +180,7 @@ class BedrockProvider(HTTPProvider):
         )
 
 
-class BedrockStream:
+class BedrockStream(ResponseStream["BedrockProvider"]):
     """An open ConverseStream yielding canonical chunks (see ``StreamTranslator``).
 
     An exception message in the stream raises the matching ``UpstreamError``; bytes that are
@@ -189,18 +188,6 @@ class BedrockStream:
     a stream that ends before both ``messageStop`` and ``metadata`` raises
     ``UpstreamConnectionError``.
     """
-
-    def __init__(self, provider: BedrockProvider, deployment: Deployment, resp: Response) -> None:
-        self._provider = provider
-        self._deployment = deployment
-        self._resp = resp
-        self.headers = dict(resp.headers)
-
-    async def aclose(self) -> None:
-        self._resp.close()
-
-    def __aiter__(self) -> AsyncIterator[StreamEvent]:
-        return self._events()
 
     async def _events(self) -> AsyncIterator[StreamEvent]:
         p, dep = self._provider, self._deployment

@@ -35,7 +35,7 @@ from thrifty.errors import (
 from thrifty.providers.base import Deployment, StreamEvent, UpstreamResponse
 from thrifty.providers.cohere_stream import StreamTranslator
 from thrifty.providers.cohere_wire import CohereFailure, WireError, from_cohere, to_cohere
-from thrifty.providers.http import HTTPProvider, error_message, parse_retry_after
+from thrifty.providers.http import HTTPProvider, ResponseStream, error_message, parse_retry_after
 from thrifty.providers.transport import Response
 
 __all__ = ["CohereProvider"]
@@ -169,7 +169,7 @@ def _b64(vector: list[float]) -> str:
     return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
 
 
-class CohereStream:
+class CohereStream(ResponseStream["CohereProvider"]):
     """An open ``/v2/chat`` SSE response, yielding canonical chunks until ``message-end``."""
 
     def __init__(
@@ -179,26 +179,12 @@ class CohereStream:
         resp: Response,
         translator: StreamTranslator,
     ) -> None:
-        self._provider = provider
-        self._deployment = deployment
-        self._resp = resp
+        super().__init__(provider, deployment, resp)
         self._translator = translator
-        self.headers = dict(resp.headers)
-
-    async def aclose(self) -> None:
-        self._resp.close()
-
-    def __aiter__(self) -> AsyncIterator[StreamEvent]:
-        return self._events()
 
     def _decode(self, payload: bytes) -> list[dict[str, Any]]:
         p, dep = self._provider, self._deployment
-        try:
-            event = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            raise p.protocol_error("a stream event is not JSON", dep) from None
-        if not isinstance(event, dict):
-            raise p.protocol_error("a stream event is not a JSON object", dep)
+        event = self._json_object(payload)
         if "type" not in event and event.get("message"):
             raise UpstreamStatusError(
                 str(event["message"]), upstream_status=500, provider=p.name, deployment=dep.id

@@ -36,7 +36,7 @@ from thrifty.errors import (
 from thrifty.providers.base import Deployment, StreamEvent, UpstreamResponse
 from thrifty.providers.gemini_request import SignatureStash, WireError, to_gemini
 from thrifty.providers.gemini_response import StreamTranslator, from_gemini
-from thrifty.providers.http import HTTPProvider, parse_retry_after
+from thrifty.providers.http import HTTPProvider, ResponseStream, parse_retry_after
 from thrifty.providers.transport import Response
 from thrifty.tokens import count_text
 
@@ -220,7 +220,7 @@ class GeminiProvider(HTTPProvider):
         return [float(x) for x in values]
 
 
-class GeminiStream:
+class GeminiStream(ResponseStream["GeminiProvider"]):
     """An open ``streamGenerateContent?alt=sse`` response, yielding canonical chunks.
 
     Events are ``data: <json>`` lines ended by a blank line (Google frames with ``\\r\\n``); the
@@ -235,28 +235,13 @@ class GeminiStream:
         resp: Response,
         translator: StreamTranslator,
     ) -> None:
-        self._provider = provider
-        self._deployment = deployment
-        self._resp = resp
+        super().__init__(provider, deployment, resp)
         self._translator = translator
-        self.headers = dict(resp.headers)
-
-    async def aclose(self) -> None:
-        self._resp.close()
-
-    def __aiter__(self) -> AsyncIterator[StreamEvent]:
-        return self._events()
 
     def _decode(self, payload: bytes) -> list[dict[str, Any]]:
-        p, dep = self._provider, self._deployment
-        try:
-            data = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            raise p.protocol_error("a stream event is not JSON", dep) from None
-        if not isinstance(data, dict):
-            raise p.protocol_error("a stream event is not a JSON object", dep)
+        data = self._json_object(payload)
         if "error" in data:
-            raise p.error_from(0, data, self.headers, dep)
+            raise self._provider.error_from(0, data, self.headers, self._deployment)
         return self._translator.feed(data)
 
     async def _events(self) -> AsyncIterator[StreamEvent]:

@@ -14,7 +14,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httptools
 import orjson
@@ -28,7 +28,7 @@ from thrifty.errors import (
     UpstreamStatusError,
     UpstreamTimeoutError,
 )
-from thrifty.providers.base import Deployment
+from thrifty.providers.base import Deployment, StreamEvent
 from thrifty.providers.transport import (
     BadResponse,
     Pool,
@@ -284,3 +284,37 @@ class HTTPProvider:
             raise self.map_error(exc, deployment, "stream") from exc
         finally:
             resp.release()
+
+
+P = TypeVar("P", bound=HTTPProvider)
+
+
+class ResponseStream(Generic[P]):
+    """What every adapter's stream shares (an ``UpstreamStream``): the open response, its
+    headers, ``aclose``, iteration through the subclass's ``_events``, and decoding one event's
+    JSON object with the adapter's protocol errors."""
+
+    def __init__(self, provider: P, deployment: Deployment, resp: Response) -> None:
+        self._provider = provider
+        self._deployment = deployment
+        self._resp = resp
+        self.headers = dict(resp.headers)
+
+    async def aclose(self) -> None:
+        self._resp.close()
+
+    def __aiter__(self) -> AsyncIterator[StreamEvent]:
+        return self._events()
+
+    def _events(self) -> AsyncIterator[StreamEvent]:
+        raise NotImplementedError
+
+    def _json_object(self, payload: bytes, what: str = "a stream event") -> dict[str, Any]:
+        p, dep = self._provider, self._deployment
+        try:
+            data = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            raise p.protocol_error(f"{what} is not JSON", dep) from None
+        if not isinstance(data, dict):
+            raise p.protocol_error(f"{what} is not a JSON object", dep)
+        return data

@@ -12,8 +12,7 @@ import orjson
 from thrifty.config import ProviderConfig
 from thrifty.errors import UpstreamConnectionError, UpstreamStatusError
 from thrifty.providers.base import Deployment, StreamEvent, UpstreamResponse
-from thrifty.providers.http import HTTPProvider, parse_retry_after
-from thrifty.providers.transport import Response
+from thrifty.providers.http import HTTPProvider, ResponseStream, parse_retry_after
 
 __all__ = ["OpenAICompatProvider", "parse_retry_after"]
 
@@ -62,22 +61,8 @@ class OpenAICompatProvider(HTTPProvider):
         return _SSEStream(self, deployment, resp)
 
 
-class _SSEStream:
+class _SSEStream(ResponseStream["OpenAICompatProvider"]):
     """OpenAI SSE (``data: {...}`` lines, ``data: [DONE]`` at the end)."""
-
-    def __init__(
-        self, provider: OpenAICompatProvider, deployment: Deployment, resp: Response
-    ) -> None:
-        self._provider = provider
-        self._deployment = deployment
-        self._resp = resp
-        self.headers = dict(resp.headers)
-
-    async def aclose(self) -> None:
-        self._resp.close()
-
-    def __aiter__(self) -> AsyncIterator[StreamEvent]:
-        return self._events()
 
     async def _events(self) -> AsyncIterator[StreamEvent]:
         p, dep = self._provider, self._deployment
@@ -87,11 +72,8 @@ class _SSEStream:
             payload = line[5:].strip()
             if payload == _DONE:
                 return
-            try:
-                data = orjson.loads(payload)
-            except orjson.JSONDecodeError:
-                raise p.protocol_error("a stream chunk is not JSON", dep) from None
-            if isinstance(data, dict) and "error" in data:
+            data = self._json_object(payload, "a stream chunk")
+            if "error" in data:
                 err = data["error"]
                 msg = err.get("message") if isinstance(err, dict) else str(err)
                 raise UpstreamStatusError(
