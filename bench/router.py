@@ -51,7 +51,7 @@ from _common import REPO, machine, markdown_table, pct, save_results, versions
 
 sys.path.insert(0, str(REPO / "src"))
 
-from thrifty.cache.embedder import get_embedder
+from thrifty.cache.embedder import MODEL_ID, get_embedder
 from thrifty.routing import metrics
 from thrifty.routing.learned import LearnedModel, LearnedScorer
 from thrifty.routing.length import LengthScorer
@@ -146,7 +146,8 @@ def _latency(fn: Callable[[dict[str, Any]], object], bodies: list[dict[str, Any]
 
 
 def _cache_path(base: Path, cap: int, truncation: str) -> Path:
-    return base.with_name(f"{base.stem}-{cap}-{truncation}{base.suffix}")
+    # Vectors of another embedder (MODEL_ID) or cut are never reused.
+    return base.with_name(f"{base.stem}-{MODEL_ID}-{cap}-{truncation}{base.suffix}")
 
 
 def _sweep(

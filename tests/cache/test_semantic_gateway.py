@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.cache.conftest import CacheStack, cache_stack
@@ -89,6 +90,23 @@ async def test_index_survives_a_restart(fake: FakeOpenAIServer, tmp_path: Path) 
         await ask(s, "How do I cancel my subscription?")
     async with cache_stack(fake, tmp_path, **SEMANTIC) as s:
         assert await ask(s, "What do I do to cancel my subscription?") == "semantic"
+
+
+async def test_an_index_of_another_embedder_is_set_aside_at_start(
+    fake: FakeOpenAIServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After an upgrade that changes the vectors (MODEL_ID), the saved index is not mixed in: the
+    gateway starts with an empty one, says so, and saves the new one at stop."""
+    async with cache_stack(fake, tmp_path, **SEMANTIC) as s:
+        await ask(s, "How do I cancel my subscription?")
+        manifest = Path(s.app.gateway.semantic._path)
+    saved = orjson.loads(manifest.read_bytes())
+    manifest.write_bytes(orjson.dumps({**saved, "model_id": "some-older-embedder"}))
+    async with cache_stack(fake, tmp_path, **SEMANTIC) as s:
+        assert len(s.app.gateway.semantic.index) == 0
+        assert "starting empty" in caplog.text and "some-older-embedder" in caplog.text
+        assert await ask(s, "What do I do to cancel my subscription?") != "semantic"
+    assert orjson.loads(manifest.read_bytes())["model_id"] == saved["model_id"]
 
 
 async def test_replicas_share_the_index_through_redis(

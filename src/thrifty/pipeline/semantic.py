@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from thrifty.cache.embedder import MODEL_ID
 from thrifty.cache.entry import CacheEntry
 from thrifty.cache.keys import DENY, digest, scope_of
 from thrifty.cache.semantic.guard import Guard
@@ -74,8 +75,9 @@ class SemanticStage:
         self.guard = Guard()
         self.index = SemanticIndex(max_entries_per_scope=config.semantic.max_entries_per_scope)
         self._redis = redis
-        self._hash = f"{redis_config.prefix}:semantic:entries"
-        self._channel = f"{redis_config.prefix}:semantic:add"
+        # Keyed by the vector space: replicas embedding with another model never mix their vectors.
+        self._hash = f"{redis_config.prefix}:semantic:{MODEL_ID}:entries"
+        self._channel = f"{redis_config.prefix}:semantic:{MODEL_ID}:add"
         self._path = Path(config.disk_path) / "semantic" if config.disk_path else None
         self._listener: asyncio.Task[None] | None = None
         self._embedder: Any = None
@@ -104,8 +106,12 @@ class SemanticStage:
             await self._bootstrap()
             self._listener = asyncio.create_task(self._listen(), name="thrifty-semantic-sync")
         elif self._path is not None and self._path.exists():
-            n = await asyncio.to_thread(self.index.load, self._path)
-            log.info("semantic index: %d entries loaded from %s", n, self._path)
+            try:
+                n = await asyncio.to_thread(self.index.load, self._path)
+            except ValueError as exc:  # another embedder's vectors (an upgrade): start empty
+                log.warning("semantic index: %s; starting empty (it is saved anew at stop)", exc)
+            else:
+                log.info("semantic index: %d entries loaded from %s", n, self._path)
 
     async def aclose(self) -> None:
         if self._listener is not None:

@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from thrifty.cache.embedder import MODEL_ID
 from thrifty.cache.semantic.ann import HnswIndex, faiss_module
 from thrifty.cache.semantic.persist import SavedScope, read_index, write_index
 
@@ -123,7 +124,7 @@ class SemanticIndex:
         self,
         dim: int = 384,
         *,
-        model_id: str = "all-MiniLM-L6-v2-onnx-int8",
+        model_id: str = MODEL_ID,
         ann_threshold: int | None = 100_000,
         max_entries_per_scope: int | None = None,
         background: bool = True,
