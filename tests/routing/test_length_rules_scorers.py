@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 from typing import Any
 
@@ -130,10 +131,45 @@ def test_seed_example_classes() -> None:
     assert r.decide(text_body(design)).tier == "large"
 
 
+def test_keywords_start_a_word_in_any_case() -> None:
+    r = RulesScorer.from_config(
+        [
+            {"name": "kw", "keywords": ["Design", "stack trace", "```", "c++"], "tier": "large"},
+            {"name": "re", "patterns": [r"\bline \d+\b"], "keywords": ["zzz"], "tier": "medium"},
+        ]
+    )
+    for text in ("design it", "DESIGNS matter", "a Designer's view", "my stack trace:", "(design)",
+                 "x```py", "why c++?", "design_doc"):  # fmt: skip
+        assert r.decide(text_body(text)).rule == "kw", text
+    for text in ("redesign it", "a stack of traces", "_design", "stack\ntrace", "x2design"):
+        assert r.decide(text_body(text)).rule is None, text
+    # a later occurrence at a word start still counts; either keywords or patterns match a rule
+    assert r.decide(text_body("redesign, then design")).rule == "kw"
+    assert r.decide(text_body("see line 12")).rule == "re"
+    assert r.decide(text_body("ZZZ")).rule == "re"
+
+
+def test_keyword_rules_decide_as_the_same_words_as_a_regex(dev_rows: list[dict[str, str]]) -> None:
+    """The seed rules as keywords decide exactly as they did as ``\\b(?:…)`` regular expressions."""
+    as_regex = [
+        {
+            "name": rule["name"],
+            "patterns": [r"\b(?:" + "|".join(re.escape(k) for k in rule["keywords"]) + ")"],
+            "tier": rule["tier"],
+        }
+        for rule in SEED_KEYWORD_RULES
+    ]
+    keywords, regex = RulesScorer.from_config(SEED_KEYWORD_RULES), RulesScorer.from_config(as_regex)
+    decided = [keywords.decide(text_body(row["prompt"])).rule for row in dev_rows[:3000]]
+    assert decided == [regex.decide(text_body(row["prompt"])).rule for row in dev_rows[:3000]]
+    assert {"seed-complex-keywords", "seed-medium-keywords", None} <= set(decided)
+
+
 @pytest.mark.parametrize(
     ("rule", "message"),
     [
         ({"name": "x", "patterns": ["(unclosed"], "tier": "large"}, "does not compile"),
+        ({"name": "x", "keywords": ["ok", " "], "tier": "large"}, "must not be empty"),
         ({"name": "x", "tags": ["a"]}, "needs a tier"),
         ({"name": "x", "tier": "huge"}, "unknown tier"),
         ({"name": "x", "tier": "large", "model": "m"}, "not both"),

@@ -1,12 +1,19 @@
-"""The ``rules`` scorer: operator-written rules (patterns, tags, tenant, user tier → tier or model).
+"""The ``rules`` scorer: operator-written rules (keywords, patterns, tags, tenant, user tier → a
+tier or a model).
 
 Rules are **business rules, not a quality signal**: they say "requests tagged ``legal`` go to the
 large model" or "tenant ``acme`` pays for ``gpt-4o``". They are checked in order; the first rule
 whose conditions all hold decides (within one condition, any listed value matches). A rule ends in
 a ``tier`` (``small`` / ``medium`` / ``large``; ``simple`` and ``complex`` are accepted aliases), a
 fixed ``score``, or a concrete ``model`` (the route stage then uses that model; its score is the
-``large`` tier's unless ``score`` is set). No match gives ``default_tier``. Patterns, tags and
-user tiers match case-insensitively; tenants are ids and match exactly.
+``large`` tier's unless ``score`` is set). No match gives ``default_tier``. Keywords, patterns, tags
+and user tiers match case-insensitively; tenants are ids and match exactly.
+
+``keywords`` are words or phrases found where a word starts ("design" also finds "designs" and
+"Designer", not "redesign"), with plain substring search on the lowercased text: ~10x cheaper than
+the same list as a case-insensitive regular expression on a long prompt (Python's ``re`` tries
+every alternative at every position). Use ``patterns`` (regular expressions, searched
+case-insensitively) for anything keywords cannot say; a rule with both matches when either does.
 
 Config shape (YAML)::
 
@@ -19,7 +26,8 @@ Config shape (YAML)::
         user_tiers: [premium, enterprise]
         model: gpt-4o
       - name: code
-        patterns: ['```', '\\bstack trace\\b']
+        keywords: ['```', stack trace, traceback]
+        patterns: ['\\bline \\d+, in\\b']
         tier: medium
 
 :data:`SEED_KEYWORD_RULES` is the seed designs' keyword classifier ("design", "optimize" … →
@@ -66,6 +74,8 @@ class Rule(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str
+    keywords: tuple[str, ...] = ()
+    """Words or phrases, found case-insensitively where a word starts in ``scope``'s text."""
     patterns: tuple[str, ...] = ()
     """Regular expressions, searched case-insensitively in ``scope``'s text."""
     scope: Literal["last_user", "conversation"] = "last_user"
@@ -85,6 +95,13 @@ class Rule(BaseModel):
             except re.error as exc:
                 raise ValueError(f"pattern {pattern!r} does not compile: {exc}") from None
         return patterns
+
+    @field_validator("keywords")
+    @classmethod
+    def _not_blank(cls, keywords: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not k.strip() for k in keywords):
+            raise ValueError("a keyword must not be empty or blank")
+        return keywords
 
     @field_validator("tier")
     @classmethod
@@ -114,11 +131,28 @@ class RuleDecision:
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     rule: Rule
+    keywords: tuple[str, ...]
     regex: re.Pattern[str] | None
     tags: frozenset[str]
     tenants: frozenset[str]
     user_tiers: frozenset[str]
     decision: RuleDecision
+
+
+def _starts_word(low: str, keyword: str) -> bool:
+    """Whether ``keyword`` (lowercase) occurs in ``low`` where a word starts: not right after a
+    letter, digit or underscore (regex ``\\b`` before it; a keyword starting with punctuation
+    matches anywhere)."""
+    at = low.find(keyword)
+    if at == -1:
+        return False
+    if not (keyword[0].isalnum() or keyword[0] == "_"):
+        return True
+    while at != -1:
+        if at == 0 or not (low[at - 1].isalnum() or low[at - 1] == "_"):
+            return True
+        at = low.find(keyword, at + 1)
+    return False
 
 
 def _compile(rule: Rule) -> _Compiled:
@@ -127,6 +161,7 @@ def _compile(rule: Rule) -> _Compiled:
     score = rule.score if rule.score is not None else TIER_SCORES[tier]
     return _Compiled(
         rule=rule,
+        keywords=tuple(dict.fromkeys(k.lower() for k in rule.keywords)),
         regex=regex,
         tags=frozenset(t.lower() for t in rule.tags),
         tenants=frozenset(rule.tenants),
@@ -173,6 +208,7 @@ class RulesScorer:
         tags = {t.lower() for t in meta.tags}
         user_tier = (meta.user_tier or "").lower()
         texts: dict[str, str] = {}
+        lowered: dict[str, str] = {}
         for c in self._compiled:
             if c.tags and not (c.tags & tags):
                 continue
@@ -180,13 +216,20 @@ class RulesScorer:
                 continue
             if c.user_tiers and user_tier not in c.user_tiers:
                 continue
-            if c.regex is not None:
+            if c.keywords or c.regex is not None:
                 scope = c.rule.scope
                 if scope not in texts:
                     texts[scope] = (
                         last_user_text(body) if scope == "last_user" else conversation_text(body)
                     )
-                if c.regex.search(texts[scope]) is None:
+                found = False
+                if c.keywords:
+                    if scope not in lowered:
+                        lowered[scope] = texts[scope].lower()
+                    found = any(_starts_word(lowered[scope], k) for k in c.keywords)
+                if not found and c.regex is not None:
+                    found = c.regex.search(texts[scope]) is not None
+                if not found:
                     continue
             return c.decision
         return self._default
@@ -201,29 +244,21 @@ class RulesScorer:
         return self.score(body, meta)
 
 
-def _words(*words: str) -> str:
-    return r"\b(?:" + "|".join(re.escape(w) for w in words) + r")"
-
-
 SEED_KEYWORD_RULES: tuple[dict[str, Any], ...] = (
     {
         "name": "seed-complex-keywords",
-        "patterns": [
-            _words(
-                "architecture", "design", "optimize", "compare", "analyze", "troubleshoot",
-                "debug", "implement", "develop a", "create a system", "best practices",
-                "trade-offs", "performance tuning",
-            )
+        "keywords": [
+            "architecture", "design", "optimize", "compare", "analyze", "troubleshoot",
+            "debug", "implement", "develop a", "create a system", "best practices",
+            "trade-offs", "performance tuning",
         ],
         "tier": "large",
     },
     {
         "name": "seed-medium-keywords",
-        "patterns": [
-            _words(
-                "explain", "how to", "difference between", "advantages", "disadvantages",
-                "benefits", "limitations", "use cases",
-            )
+        "keywords": [
+            "explain", "how to", "difference between", "advantages", "disadvantages",
+            "benefits", "limitations", "use cases",
         ],
         "tier": "medium",
     },
