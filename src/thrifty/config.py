@@ -213,6 +213,9 @@ class OptimizeConfig(_Frozen):
     prune_budget_tokens: int | None = Field(None, ge=1)
     keep_last_turns: int = Field(2, ge=1)
     response_limits: bool = False
+    response_limits_holdout: float = Field(0.05, ge=0, le=1)
+    """Share of the requests a response limit would cap that are left uncapped, so that what
+    the cap saves can be measured (``pipeline/response_limits.py``; 0: caps book no saving)."""
     rules: tuple[OptimizeRule, ...] = ()
 
 

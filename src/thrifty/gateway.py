@@ -45,6 +45,7 @@ from thrifty.pipeline.embeddings_cache import EmbeddingsCacheStage
 from thrifty.pipeline.optimize import OptimizeStage
 from thrifty.pipeline.outcome import Completed, Outcome
 from thrifty.pipeline.record import MetricsRecorder, RouteMetricsRecorder
+from thrifty.pipeline.response_limits import CapSavings
 from thrifty.pipeline.shadow import ShadowSampler
 from thrifty.pipeline.stage import Recorder
 from thrifty.pricing import CostCalculator, PriceCatalog
@@ -73,8 +74,12 @@ class Gateway:
         self.registry.on_upstream_headers = self.observe_upstream_headers
         self.catalog = PriceCatalog.load(config.pricing)
         self.calculator = CostCalculator(self.catalog)
-        self.costing = Costing(self.calculator, self.registry, self.metrics)
+        self.cap_savings = CapSavings(config.optimize.response_limits_holdout)
+        self.costing = Costing(self.calculator, self.registry, self.metrics, self.cap_savings)
         self.recorders: list[Recorder] = [MetricsRecorder(self.metrics)]
+        opt = config.optimize
+        if opt.response_limits or any(r.response_limits for r in opt.rules):
+            self.recorders.append(self.cap_savings)  # collects the held-out answers' lengths
         res = config.resilience
         self.redis: Any = None
         self.cache: TieredCache | None = None
@@ -149,7 +154,7 @@ class Gateway:
             self.budget_stage,
             self.admission,
             self.route_policies,
-            OptimizeStage(config.optimize),
+            OptimizeStage(config.optimize, self.cap_savings),
         )
         embeddings_cache = (
             EmbeddingsCacheStage(self.cache, CachePolicy(config.cache))

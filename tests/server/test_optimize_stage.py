@@ -16,6 +16,7 @@ CODE = "```python\ndef f(x):\n    return   x  *  2\n```"
 
 async def test_levers_through_the_api(fake: FakeOpenAIServer, tmp_path: Path) -> None:
     optimize = {
+        "response_limits_holdout": 0,  # every faq request capped (the holdout has its own tests)
         "rules": [
             {"use_case": "agent", "prune_budget_tokens": 120, "keep_last_turns": 1},
             {"use_case": "faq", "response_limits": True},

@@ -82,6 +82,8 @@ class RequestContext:
     rate_charges: list[Any] = field(default_factory=list)
     route_header: str | None = None
     compression_saved_tokens: int = 0
+    response_limit: tuple[str, int | None] | None = None
+    """(complexity class, cap) when the response-limit lever acted; cap None: held out."""
     cascade: Any = None
     """(strong model, checks, regex, policy) when the answer may escalate (route cascade)."""
     cascade_first: Any = None

@@ -15,6 +15,7 @@ from typing import Any
 
 from thrifty.metrics import Metrics
 from thrifty.pipeline.context import RequestContext
+from thrifty.pipeline.response_limits import CapSavings
 from thrifty.pricing import CostCalculator, ModelPrice, Usage, compute_cost
 from thrifty.providers.registry import ProviderRegistry
 
@@ -49,9 +50,14 @@ def cost_fields(ctx: RequestContext) -> dict[str, Any]:
 
 class Costing:
     def __init__(
-        self, calculator: CostCalculator, registry: ProviderRegistry, metrics: Metrics
+        self,
+        calculator: CostCalculator,
+        registry: ProviderRegistry,
+        metrics: Metrics,
+        cap_savings: CapSavings | None = None,
     ) -> None:
         self.calculator = calculator
+        self.cap_savings = cap_savings
         self._registry = registry
         self._metrics = metrics
         self._prices: dict[tuple[str, str], ModelPrice | None] = {}
@@ -92,6 +98,19 @@ class Costing:
                 if self.price(entry.name, dep.upstream_model) is None:
                     out.append((entry.name, dep.id))
         return out
+
+    def _cap_saving(self, ctx: RequestContext, price: ModelPrice) -> None:
+        """The ``max_tokens`` lever: what the response limit saved, measured on its holdout."""
+        complexity, cap = ctx.response_limit or ("", None)
+        dep = ctx.deployment
+        if cap is None or dep is None or self.cap_savings is None:
+            return
+        saved = self.cap_savings.saved_tokens(dep.public_model, complexity, cap, ctx.finish_reason)
+        if saved is None:
+            if "max_tokens_saving_unmeasured" not in ctx.flags:
+                ctx.flags.append("max_tokens_saving_unmeasured")
+        elif saved > 0:
+            ctx.savings["max_tokens"] = self.usd(price, Usage(completion_tokens=round(saved)))
 
     def apply(self, ctx: RequestContext) -> None:
         """Set ``cost_usd``, ``baseline_cost_usd`` and ``unpriced`` on ``ctx`` (idempotent)."""
@@ -135,6 +154,8 @@ class Costing:
         if ctx.compression_saved_tokens and ctx.cache_status not in ("hit", "semantic"):
             trimmed = Usage(prompt_tokens=ctx.compression_saved_tokens)
             ctx.savings["compression"] = self.usd(price, trimmed)
+        if ctx.response_limit is not None and ctx.cache_status not in ("hit", "semantic"):
+            self._cap_saving(ctx, price)
         if ctx.cache_hit_tokens:
             # Embedding items answered from the cache: what their tokens would have cost.
             hit = Usage(prompt_tokens=ctx.cache_hit_tokens)

@@ -5,8 +5,9 @@ text — never code blocks, JSON values or meaning), lossy compression (opt-in: 
 may change meaning), context pruning to a token budget (opt-in: oldest turns first, never
 separating a tool call from its result), then response limits (opt-in: ``max_tokens`` by
 complexity and user tier, only when the client set none). The prompt tokens saved are costed
-at the served model's input price and booked as the ``compression`` lever; a response limit
-is recorded in the row's flags (what an uncapped answer would have cost is not known).
+at the served model's input price and booked as the ``compression`` lever. A response limit is
+flagged on the row (``max_tokens_cap:N``) and its saving is measured against a small uncapped
+holdout (``pipeline/response_limits.py``) and booked as the ``max_tokens`` lever.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from thrifty.config import OptimizeConfig, OptimizeRule
 from thrifty.pipeline.context import RequestContext
 from thrifty.pipeline.outcome import Outcome
+from thrifty.pipeline.response_limits import CapSavings
 from thrifty.tokens import count_request
 from thrifty.tokens.optimize import (
     apply_response_limit,
@@ -29,8 +31,9 @@ from thrifty.tokens.optimize import (
 class OptimizeStage:
     name = "optimize"
 
-    def __init__(self, config: OptimizeConfig) -> None:
+    def __init__(self, config: OptimizeConfig, cap_savings: CapSavings | None = None) -> None:
         self.config = config
+        self.cap_savings = cap_savings or CapSavings(config.response_limits_holdout)
         self._default = self._merge(None)
 
     def settings(self, ctx: RequestContext) -> OptimizeRule:
@@ -77,11 +80,17 @@ class OptimizeStage:
                 ctx.flags.append(f"pruned:{pruned.messages_dropped}")
         if s.response_limits:
             complexity = classify_complexity(tokens=count_request(body).tokens)
-            body, limit = apply_response_limit(
+            capped, limit = apply_response_limit(
                 body, complexity, enabled=True, tier=ctx.principal.tier
             )
             if limit.applied:
-                ctx.flags.append(f"max_tokens_cap:{limit.max_tokens}")
+                if self.cap_savings.hold_out():
+                    ctx.response_limit = (complexity, None)
+                    ctx.flags.append("max_tokens_holdout")
+                else:
+                    body = capped
+                    ctx.response_limit = (complexity, limit.max_tokens)
+                    ctx.flags.append(f"max_tokens_cap:{limit.max_tokens}")
         if body is not ctx.body:
             ctx.body = body
         ctx.compression_saved_tokens = saved
