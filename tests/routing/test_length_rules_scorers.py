@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import random
 import re
 from pathlib import Path
 from typing import Any
@@ -10,11 +11,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+import thrifty.routing.length as length_module
 from thrifty.errors import ConfigError
 from thrifty.routing import metrics
 from thrifty.routing.length import LengthScorer, LengthWeights
 from thrifty.routing.rules import SEED_KEYWORD_RULES, RulesScorer
 from thrifty.routing.scorers import RequestMeta, Scorer, make_scorer, text_body
+from thrifty.tokens import count_request
 
 DEV_DATA = Path("/work/shared/data/routing/mmlu_gpt4_vs_mixtral.csv")
 
@@ -83,6 +86,173 @@ def test_length_uses_a_given_token_count_and_matches_score_text() -> None:
     # malformed or empty bodies score near zero (the chat format's fixed tokens) and never raise
     assert 0.0 <= s.score({"messages": "not a list"}) < 0.05
     assert 0.0 <= s.score({}) < 0.05
+
+
+_SENTENCES = (  # ordinary prose: the estimate assumes the counted part is like the rest
+    "The committee reviewed the quarterly budget before approving the new research program.",
+    "Photosynthesis converts light energy into chemical energy stored in glucose molecules.",
+    "In 1848, revolutions spread across Europe, challenging monarchies from Paris to Vienna.",
+    "She argued that the contract was void because neither party had signed the final draft.",
+    "Enzymes lower the activation energy of reactions without being consumed themselves.",
+    "Which of the following best describes the role of the central bank in monetary policy?",
+    "The defendant's attorney objected, claiming the evidence had been obtained unlawfully.",
+    "A balanced diet includes proteins, carbohydrates, fats, vitamins, minerals and water.",
+    "Shakespeare's tragedies often explore ambition, jealousy, betrayal and the abuse of power.",
+    "Most of the students agreed that the second experiment was harder to interpret.",
+    "Glaciers carve wide valleys as they move slowly downhill over thousands of years.",
+    "The new bridge will shorten the journey between the two towns by almost an hour.",
+    "Critics praised the novel for its vivid characters but found the ending rushed.",
+    "Before the meeting, the manager asked everyone to read the report carefully.",
+)
+
+
+def _prose(n_chars: int, seed: int = 0) -> str:
+    """About ``n_chars`` characters of varied English sentences (reproducible)."""
+    rng = random.Random(seed)
+    out: list[str] = []
+    size = 0
+    while size < n_chars:
+        out.append(rng.choice(_SENTENCES))
+        size += len(out[-1]) + 1
+    return " ".join(out)[:n_chars]
+
+
+def _exact(body: dict) -> int:
+    return count_request({**body, "model": "gpt-4o"}).tokens
+
+
+def _prompt_tokens(body: dict, exact_chars: int = LengthWeights().exact_chars) -> float:
+    """The length scorer's count of the prompt's tokens (its size with no structural bonus)."""
+    w = LengthWeights(code_block=0, tool=0, turn=0, long_context=0, exact_chars=exact_chars)
+    return LengthScorer(w).effective_tokens(body)
+
+
+def _text_chars(body: dict) -> int:
+    total = 0
+    for message in body.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            total += len(content)
+        elif isinstance(content, list):
+            for part in content:
+                if isinstance(part, str):
+                    total += len(part)
+                elif isinstance(part, dict) and part.get("type") == "text":
+                    total += len(part.get("text") or "")
+    return total
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """The bodies the length scorer passes to ``count_request``."""
+    seen: list[dict] = []
+
+    def record(body: dict) -> Any:
+        seen.append(body)
+        return count_request(body)
+
+    monkeypatch.setattr(length_module, "count_request", record)
+    return seen
+
+
+def test_length_counts_requests_within_the_budget_exactly() -> None:
+    s = LengthScorer()
+    budget = LengthWeights().exact_chars
+    image = {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}
+    bodies = [
+        _chat("What is 2+2?"),
+        _chat("hi", "hello, how can I help?", "fix this please ```x = 1```", tools=2),
+        _chat(_prose(400, 1), _prose(400, 2), _prose(budget - 800, 3)),  # exactly the budget
+        {
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": [{"type": "text", "text": _prose(300)}, image]},
+                {"role": "assistant", "content": None},
+                {"role": "user", "content": [{"type": "text", "text": "and this?"}, "plain part"]},
+            ]
+        },
+    ]
+    for body in bodies:
+        assert _text_chars(body) <= budget
+        exact = _exact(body)
+        assert _prompt_tokens(body) == exact
+        assert s.effective_tokens(body) == s.effective_tokens(
+            body, RequestMeta(prompt_tokens=exact)
+        )
+
+
+def test_length_estimates_a_long_prompt_beyond_the_budget(counted: list[dict]) -> None:
+    body = text_body(_prose(20_000))
+    exact = _exact(body)
+    estimate = _prompt_tokens(body)
+    assert estimate == pytest.approx(exact, rel=0.05)
+    assert max(_text_chars(b) for b in counted) <= LengthWeights().exact_chars
+    assert _prompt_tokens(body, exact_chars=0) == exact
+    # the long-context bonus still applies to the estimate
+    w = LengthWeights()
+    huge = text_body(_prose(30_000))
+    assert _exact(huge) > w.long_context_tokens
+    assert LengthScorer().effective_tokens(huge) > w.long_context_tokens + w.long_context
+
+
+def test_length_keeps_a_long_conversation_bounded(counted: list[dict]) -> None:
+    body = _chat(*(_prose(2000, seed) for seed in range(50)))
+    exact = _exact(body)
+    assert _prompt_tokens(body) == pytest.approx(exact, rel=0.05)
+    # a plain-text chat is counted once, on at most the budget's characters of text (the cost is
+    # bounded: ~100,000 characters, 1,200 of them encoded), and all 50 messages are still there
+    (reduced,) = counted
+    budget = LengthWeights().exact_chars
+    assert budget - 50 <= _text_chars(reduced) <= budget
+    assert len(reduced["messages"]) == 50
+
+
+def test_length_keeps_the_most_recent_text(counted: list[dict]) -> None:
+    first, middle, last = _prose(1000, 1), _prose(1000, 2), _prose(1000, 3)
+    LengthScorer().score(_chat(first, middle, last))
+    (reduced,) = counted
+    texts = [m["content"] for m in reduced["messages"]]
+    assert len(texts) == 3  # every message is still there, for the chat format's tokens
+    assert texts[2] == last
+    assert texts[0] == ""
+    # the text that does not fit keeps its start, cut at a word boundary
+    assert 0 < len(texts[1]) <= 200
+    assert middle.startswith(texts[1])
+    assert middle[len(texts[1])].isspace()
+
+
+def test_length_leaves_images_and_tools_untouched(counted: list[dict]) -> None:
+    image = {
+        "type": "image_url",
+        "image_url": {"url": "https://example.com/a.png", "detail": "high"},
+    }
+    body = _chat(_prose(5000, 1), "ok", tools=3)
+    body["messages"].append(
+        {"role": "user", "content": [image, {"type": "text", "text": _prose(5000, 2)}, image]}
+    )
+    exact = _exact(body)
+    assert _prompt_tokens(body) == pytest.approx(exact, rel=0.05)
+    reduced = counted[0]
+    assert reduced["tools"] == body["tools"]
+    last = reduced["messages"][-1]["content"]
+    assert last[0] == image and last[2] == image
+    assert 0 < len(last[1]["text"]) <= LengthWeights().exact_chars
+    assert reduced["messages"][0]["content"] == ""
+    assert all(_text_chars(b) <= LengthWeights().exact_chars for b in counted)
+
+
+def test_length_never_raises_on_odd_long_bodies() -> None:
+    s = LengthScorer()
+    odd: list[dict] = [
+        {"messages": ["not a message", None, {"role": "user", "content": _prose(3000)}]},
+        {"messages": [{"content": _prose(3000)}, {"role": 7, "content": None}]},
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": None}, 3]}]},
+        {"messages": [{"role": "user", "content": ["x" * 5000]}], "functions": "odd"},
+        {"messages": [{"role": "user", "content": 12345}], "tools": {"not": "a list"}},
+    ]
+    for body in odd:
+        assert _prompt_tokens(body) == pytest.approx(_exact(body), rel=0.05)
+        assert 0 < s.score(body) < 1
 
 
 async def test_scorers_satisfy_the_protocol() -> None:

@@ -14,18 +14,38 @@ data has no code blocks, tools or multi-turn chats, so they are unmeasured there
 train ``learned`` on your own outcomes.
 
 The score is ``size / (size + half_point)``: 0 for an empty request, 0.5 at ``half_point``
-effective tokens, approaching 1 for very long ones. Decision cost: one ``count_request`` (~20 µs
-for a 100-token prompt) unless the caller passes ``RequestMeta.prompt_tokens``, then ~2 µs.
+effective tokens, approaching 1 for very long ones.
+
+Bounded cost: an exact o200k count costs ~28 ns per character, so only ``exact_chars`` (1,200)
+characters of message text per request are counted exactly. The messages are walked from the last
+to the first (recent turns matter most): each text is kept whole while the budget lasts, the first
+one that does not fit is cut at its last whitespace within the budget, and the texts before it are
+emptied (their messages stay, so the chat format's per-message tokens still count). Tools, images,
+names and tool calls are left as they are and counted exactly. The reduced request is counted
+exactly (``T``); the removed characters are added at the tokens per character of the kept text:
+``T + round(removed * (T - fixed) / kept)``, where ``fixed`` is the request's tokens other than
+message text (the chat format's tokens, exactly; for a request with tools, images or tool calls,
+from a second count of the request with its texts emptied). Requests with at most ``exact_chars``
+characters of message text are counted exactly, so their scores are unchanged. On the development
+data (the 9 % of prompts beyond the budget estimated) APGR is 0.5802 vs 0.5801 counted exactly;
+the count error is ~4 % at p99 over all prompts (3.7 %; 6.8 % over the estimated ones alone). The
+ratio is measured on the kept text only, so a long conversation whose recent turns are unlike its
+earlier ones is estimated less well. Decision cost: one ``count_request`` of at most 1,200
+characters of message text (~50 µs at best, ~0.09 ms at p99 of single calls on a 2-core machine,
+where the exact count of the dev data's longest prompts took ~0.11-0.13 ms; ~20 µs for a
+100-token prompt) plus ~3 µs per message of a long conversation (every message is still walked),
+unless the caller passes ``RequestMeta.prompt_tokens``, then ~2 µs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from thrifty.routing.scorers import RequestMeta, text_body
-from thrifty.tokens import count_request
+from thrifty.tokens import count_messages, count_request
 
 __all__ = ["LengthScorer", "LengthWeights"]
 
@@ -48,6 +68,141 @@ class LengthWeights:
     """Added once when the prompt exceeds ``long_context_tokens``."""
     half_point: float = 256.0
     """Effective size (tokens) that scores 0.5."""
+    exact_chars: int = 1200
+    """Characters of message text counted exactly per request; the rest is estimated at the
+    counted part's tokens per character (0: count everything exactly)."""
+
+
+_TEXT_PARTS = frozenset({"text", "input_text", "output_text"})
+_PLAIN_KEYS = frozenset({"role", "content", "tool_call_id"})
+_FALLBACK_CHARS_PER_TOKEN = 4.0
+"""Used for the removed text when no text was kept to measure the ratio on (not expected)."""
+
+
+def _part_text(part: Any) -> str | None:
+    """The text of a content part that the budget applies to, ``None`` for any other part."""
+    if isinstance(part, str):
+        return part
+    if isinstance(part, Mapping) and part.get("type") in _TEXT_PARTS:
+        text = part.get("text")
+        return text if isinstance(text, str) else None
+    return None
+
+
+def _head(text: str, budget: int) -> str:
+    """The start of ``text`` (longer than ``budget``), cut at its last whitespace within
+    ``budget`` characters, or at ``budget`` when there is none."""
+    at = max(text.rfind(" ", 0, budget + 1), text.rfind("\n", 0, budget + 1))
+    at = max(at, text.rfind("\t", 0, budget + 1))
+    return text[:at] if at > 0 else text[:budget]
+
+
+def _take(text: str, left: int) -> tuple[str | None, int, int, int]:
+    """``text`` within ``left`` characters: ``None`` when it fits whole (else its head), the
+    characters kept and removed, and the budget left."""
+    n = len(text)
+    if n <= left:
+        return None, n, 0, left - n
+    head = _head(text, left)
+    return head, len(head), n - len(head), 0
+
+
+def _reduce_parts(parts: list[Any], left: int) -> tuple[list[Any], int, int, int]:
+    """``parts`` within ``left`` characters of text: the parts, kept and removed characters and
+    the budget left. Text parts are taken in order; other parts are untouched."""
+    out = parts
+    kept = removed = 0
+    for j, part in enumerate(parts):
+        text = _part_text(part)
+        if text is None:
+            continue
+        head, k, r, left = _take(text, left)
+        kept += k
+        removed += r
+        if head is not None:
+            if out is parts:
+                out = list(parts)
+            out[j] = head if isinstance(part, str) else {**part, "text": head}
+    return out, kept, removed, left
+
+
+def _reduce(messages: list[Any], budget: int) -> tuple[list[Any], int, int]:
+    """``messages`` with at most ``budget`` characters of text (see the module docstring), the
+    characters of text kept and removed. Unchanged messages are shared, not copied."""
+    out = messages
+    kept = removed = 0
+    left = budget
+    for i in range(len(messages) - 1, -1, -1):
+        message = messages[i]
+        if not isinstance(message, Mapping):
+            continue
+        content = message.get("content")
+        new: str | list[Any] | None
+        if isinstance(content, str):
+            new, k, r, left = _take(content, left)
+        elif isinstance(content, list):
+            new, k, r, left = _reduce_parts(content, left)
+            new = new if r else None
+        else:
+            continue
+        kept += k
+        removed += r
+        if new is None:
+            continue
+        if out is messages:
+            out = list(messages)
+        out[i] = {**message, "content": new}
+    return out, kept, removed
+
+
+@lru_cache(maxsize=64)
+def _message_tokens(role: str) -> int:
+    """The chat-format tokens of a message with ``role`` and no text (reference model)."""
+    empty = [{"role": role, "content": ""}]
+    return count_messages(empty, REFERENCE_MODEL) - count_messages([], REFERENCE_MODEL)
+
+
+def _plain_fixed_tokens(body: Mapping[str, Any], messages: list[Any]) -> int | None:
+    """The tokens of a request other than its message text when it has nothing else (no tools,
+    images, names or tool calls): the chat format's tokens. ``None`` for any other request."""
+    if body.get("tools") or body.get("functions"):
+        return None
+    total = count_messages([], REFERENCE_MODEL)
+    for message in messages:
+        if not isinstance(message, Mapping):
+            continue
+        role = message.get("role")
+        if not isinstance(role, str) or not message.keys() <= _PLAIN_KEYS:
+            return None
+        content = message.get("content")
+        if isinstance(content, list):
+            if any(_part_text(part) is None for part in content):
+                return None
+        elif content is not None and not isinstance(content, str):
+            return None
+        total += _message_tokens(role)
+    return total
+
+
+def _prompt_tokens(body: Mapping[str, Any], budget: int) -> int:
+    """The request's prompt tokens with the reference model: exact for at most ``budget``
+    characters of message text, the rest estimated (see the module docstring)."""
+    messages = body.get("messages")
+    if budget > 0 and isinstance(messages, list):
+        reduced, kept, removed = _reduce(messages, budget)
+        if removed:
+            counted = count_request({**body, "messages": reduced, "model": REFERENCE_MODEL})
+            fixed = _plain_fixed_tokens(body, reduced)
+            if fixed is None:
+                empty = _reduce(messages, 0)[0]
+                skeleton = {**body, "messages": empty, "model": REFERENCE_MODEL}
+                fixed = count_request(skeleton).tokens
+            if kept > 0:
+                estimate = removed * max(counted.tokens - fixed, 0) / kept
+            else:
+                estimate = removed / _FALLBACK_CHARS_PER_TOKEN
+            return counted.tokens + round(estimate)
+    return count_request({**body, "model": REFERENCE_MODEL}).tokens
 
 
 def _fences(content: Any) -> int:
@@ -102,7 +257,7 @@ class LengthScorer:
         if meta is not None and meta.prompt_tokens is not None:
             tokens = meta.prompt_tokens
         else:
-            tokens = count_request({**body, "model": REFERENCE_MODEL}).tokens
+            tokens = _prompt_tokens(body, w.exact_chars)
         shape = _shape(body)
         size = (
             float(tokens)
