@@ -533,3 +533,27 @@ async def test_spill_before_start_never_raises(db: Db, writers: Writers) -> None
     await writer.start()
     await writer.aclose()
     assert await db.counts() == (20, 20)
+
+
+@pytest.mark.parametrize("dialect_name", ["sqlite", "postgresql"])
+def test_insert_plan_sends_what_sqlalchemy_would(dialect_name: str) -> None:
+    """The plan's tuples are SQLAlchemy's own bind processing of each column, value for value —
+    float columns given ints, Decimals or None included (they skip the call when already float)."""
+    from decimal import Decimal
+
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from thrifty.ledger.writer import InsertPlan
+
+    dialect = (sqlite if dialect_name == "sqlite" else postgresql.asyncpg).dialect()
+    plan = InsertPlan(dialect)
+    rows = [
+        ledger_row(1),
+        ledger_row(2, cost_usd=3, saved_usd=Decimal("0.25"), ttfb_ms=None, unpriced=True),
+        ledger_row(3, cache_similarity=0.93, content={"request": {"a": [1, 2]}}, tags={}),
+    ]
+    for row, sent in zip(rows, plan.params(rows), strict=True):
+        for name, value in zip(plan.names, sent, strict=True):
+            proc = ledger.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+            want = row[name] if proc is None else proc(row[name])
+            assert value == want and type(value) is type(want), name

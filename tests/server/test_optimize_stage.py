@@ -21,7 +21,7 @@ async def test_levers_through_the_api(fake: FakeOpenAIServer, tmp_path: Path) ->
             {"use_case": "agent", "prune_budget_tokens": 120, "keep_last_turns": 1},
             {"use_case": "faq", "response_limits": True},
             {"use_case": "raw", "lossless": False},
-        ]
+        ],
     }
     app = create_app(gateway_config(fake.base_url, tmp_path, optimize=optimize))
     async with app.gateway as gw:

@@ -354,6 +354,14 @@ def test_the_fast_path_returns_what_the_full_rewrite_returns(text: str) -> None:
 
 
 @PROPS
+@given(text=st.text(alphabet=" \t\r\n{[a}", max_size=12))
+def test_the_substring_pre_check_is_the_regex(text: str) -> None:
+    from thrifty.tokens.optimize import compress as mod
+
+    assert mod._maybe_lossless(text) == (mod._MAYBE_LOSSLESS.search(text) is not None)
+
+
+@PROPS
 @given(
     messages=st.lists(
         st.fixed_dictionaries(

@@ -259,6 +259,8 @@ class BudgetIndex:
         self, principal: Principal, tags: Mapping[str, str] | None = None
     ) -> list[BudgetSpec]:
         """Same result as ``applicable(specs, principal, tags)``."""
+        if not self.specs:
+            return []
         keys: list[tuple[str, str | None]] = [("org", None), ("tenant", principal.tenant)]
         if principal.user is not None:
             keys.append(("user", principal.user))

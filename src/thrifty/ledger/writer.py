@@ -68,9 +68,12 @@ class InsertPlan:
         self.names: tuple[str, ...] = tuple(names)
         self._values = operator.itemgetter(*names)
         self._procs: list[tuple[int, Callable[[Any], Any]]] = []
+        self._floats: list[int] = []  # to_float columns: a float or None passes as it is
         for i, name in enumerate(names):
             proc = ledger.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-            if proc is not None:
+            if proc is not None and getattr(proc, "__name__", "") == "to_float":
+                self._floats.append(i)
+            elif proc is not None:
                 self._procs.append((i, proc))
 
     def params(self, rows: Sequence[Row]) -> list[tuple[Any, ...]]:
@@ -82,6 +85,10 @@ class InsertPlan:
                 values = [row.get(name) for name in self.names]
             for i, proc in self._procs:
                 values[i] = proc(values[i])
+            for i in self._floats:
+                value = values[i]
+                if value is not None and type(value) is not float:
+                    values[i] = float(value)
             out.append(tuple(values))
         return out
 

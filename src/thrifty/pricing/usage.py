@@ -21,6 +21,8 @@ def _int(data: Mapping[str, Any] | None, *keys: str) -> int:
         return 0
     for key in keys:
         value = data.get(key)
+        if type(value) is int:
+            return value
         if value is not None:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"usage field {key!r} must be a number (got {value!r})")
@@ -29,8 +31,10 @@ def _int(data: Mapping[str, Any] | None, *keys: str) -> int:
 
 
 def _sub(data: Mapping[str, Any] | None, key: str) -> Mapping[str, Any] | None:
-    value = (data or {}).get(key)
-    return value if isinstance(value, Mapping) else None
+    if not data:
+        return None
+    value = data.get(key)
+    return value if type(value) is dict or isinstance(value, Mapping) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +48,24 @@ class Usage:
     reasoning_tokens: int = 0
 
     def __post_init__(self) -> None:
+        p, c = self.prompt_tokens, self.completion_tokens
+        cached, written, reasoning = (
+            self.cached_tokens,
+            self.cache_write_tokens,
+            self.reasoning_tokens,
+        )
+        if (
+            type(p) is int
+            and type(c) is int
+            and type(cached) is int
+            and type(written) is int
+            and type(reasoning) is int
+            and cached >= 0
+            and written >= 0
+            and cached + written <= p
+            and 0 <= reasoning <= c
+        ):
+            return  # the common case, checked at once; the loop below names what is wrong
         for name in (
             "prompt_tokens",
             "completion_tokens",

@@ -62,6 +62,17 @@ _BLANK_LINES = re.compile(r"\n{3,}")
 #: leading blank lines or trailing whitespace. A text without any is returned as it is without
 #: being split into segments (most texts on the request path).
 _MAYBE_LOSSLESS = re.compile(r"\r|  | \n|\n\n\n|^[ \t]*[{\[]|\A[ \t]*\n|[ \n]\Z", re.MULTILINE)
+_LINE_OPENS_JSON = re.compile(r"^[ \t]*[{\[]", re.MULTILINE)
+
+
+def _maybe_lossless(text: str) -> bool:
+    """``_MAYBE_LOSSLESS.search(text) is not None``, with substring tests first (~5x cheaper on
+    the short texts of the request path; the regex tries every alternative at every position)."""
+    if "\r" in text or "  " in text or " \n" in text or "\n\n\n" in text:
+        return True
+    if text[-1:] in (" ", "\n") or text.lstrip(" \t")[:1] == "\n":
+        return True
+    return ("{" in text or "[" in text) and _LINE_OPENS_JSON.search(text) is not None
 
 
 def _sentinel(char: str) -> str:
@@ -82,7 +93,7 @@ def _squeeze(chunk: str, before: str, after: str) -> str:
 
 
 def _lossless_text(text: str, tally: Tally, *, whitespace: bool, minify: bool) -> str:
-    if _MAYBE_LOSSLESS.search(text) is None:
+    if not _maybe_lossless(text):
         return text
     stripped = text.strip()
     if minify and stripped[:1] in ("{", "[") and _segments.is_json_container(stripped):
@@ -98,10 +109,12 @@ def _nothing_to_compress(body: Mapping[str, Any]) -> bool:
     common case, answered without walking the messages through the rewrite machinery."""
     instructions = 0
     for message in body_messages(body):
-        if not isinstance(message, Mapping) or "tool_calls" in message:
+        if (type(message) is not dict and not isinstance(message, Mapping)) or (
+            "tool_calls" in message
+        ):
             return False
         content = message.get("content")
-        if not isinstance(content, str) or _MAYBE_LOSSLESS.search(content) is not None:
+        if type(content) is not str or _maybe_lossless(content):
             return False
         instructions += message.get("role") in INSTRUCTION_ROLES
     return instructions < 2
