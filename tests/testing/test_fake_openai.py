@@ -21,7 +21,7 @@ from thrifty.testing.fake_openai_answers import (
     stream_pieces,
 )
 from thrifty.tokens import count_messages, count_text
-from thrifty.tokens.counting import get_encoding
+from thrifty.tokens.encodings import get_encoding
 
 MESSAGES = [
     {"role": "system", "content": "You are terse."},

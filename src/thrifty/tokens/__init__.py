@@ -7,7 +7,6 @@ from thrifty.tokens.counting import (
     IMAGE_TOKENS_LOW,
     TokenCount,
     Tokenizer,
-    TokenizerDataError,
     count_messages,
     count_request,
     count_text,
@@ -19,6 +18,7 @@ from thrifty.tokens.counting import (
     upper_bound_tokens,
     utf8_upper_bound,
 )
+from thrifty.tokens.encodings import TokenizerDataError
 
 __all__ = [
     "IMAGE_TOKENS_HIGH",

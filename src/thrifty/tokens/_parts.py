@@ -1,8 +1,8 @@
 """What a chat message is made of, independent of any tokenizer.
 
 Every counting walk (OpenAI's chat format in ``counting``, the open families' chat templates in
-``families``) takes its text from here and measures it with a ``Measure``: the exact token count
-of a tokenizer, or a hard upper bound (``estimate.upper_bound_tokens``).
+``chat_templates``) takes its text from here and measures it with a ``Measure``: the exact token
+count of a tokenizer, or a hard upper bound (``estimate.upper_bound_tokens``).
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ IMAGE_TOKENS_HIGH = 765
 class Tokenizer(Protocol):
     """What counting needs from a tokenizer: a name and ``encode_ordinary``.
 
-    ``tiktoken.Encoding`` satisfies it; so do the non-tiktoken family tokenizers in ``families``.
-    ``encode_ordinary`` encodes special-token strings found in the text as ordinary text.
+    ``tiktoken.Encoding`` satisfies it; so do the non-tiktoken family tokenizers in
+    ``family_loaders``. ``encode_ordinary`` encodes special-token strings found in the text as
+    ordinary text.
     """
 
     @property

