@@ -11,10 +11,10 @@ from aiohttp import web
 from thrifty.config import ProviderConfig
 from thrifty.errors import UpstreamConnectionError, UpstreamRateLimitError, UpstreamStatusError
 from thrifty.providers.anthropic import AnthropicProvider, StreamTranslator
+from thrifty.providers.anthropic_response import from_anthropic
 from thrifty.providers.anthropic_wire import (
     JSON_OBJECT_INSTRUCTION,
     WireError,
-    from_anthropic,
     parse_arguments,
     to_anthropic,
 )

@@ -19,8 +19,9 @@ from thrifty.keys.principal import Principal
 from thrifty.pricing import CostCalculator, PriceCatalog, Usage
 from thrifty.routing import policy_config
 from thrifty.routing.capabilities import required_capabilities
+from thrifty.routing.decision import RouteDecision
 from thrifty.routing.length import LengthScorer
-from thrifty.routing.policy import RouteDecision, RoutePolicy
+from thrifty.routing.policy import RoutePolicy
 from thrifty.routing.policy_config import RouteGroupConfig, RoutingConfig
 from thrifty.routing.scorers import RequestMeta
 from thrifty.routing.threshold import share_for_cost

@@ -6,12 +6,13 @@ sent to ``{base_url}/v1/messages`` (a ``base_url`` already ending in ``/v1`` is 
 ``config.headers`` entry for it wins). Under ``2026-10-21`` and later, ``temperature`` /
 ``top_p`` / ``top_k`` are dropped, since that version rejects them.
 
-Responses become canonical ``chat.completion`` objects; streams (Anthropic's named SSE events)
-become canonical ``chat.completion.chunk`` dicts: the role chunk, content / tool-call deltas
-(OpenAI ``index`` counts tool calls only, not Anthropic's block index), the finish chunk, then
-ALWAYS a usage-only chunk (``choices: []``) with the canonical usage (the gateway strips it when
-the client did not ask). ``event: error`` mid-stream raises ``UpstreamStatusError``; a stream
-that ends without ``message_stop`` raises ``UpstreamConnectionError``.
+Responses become canonical ``chat.completion`` objects (``anthropic_response.from_anthropic``);
+streams (Anthropic's named SSE events) become canonical ``chat.completion.chunk`` dicts: the role
+chunk, content / tool-call deltas (OpenAI ``index`` counts tool calls only, not Anthropic's block
+index), the finish chunk, then ALWAYS a usage-only chunk (``choices: []``) with the canonical
+usage (the gateway strips it when the client did not ask). ``event: error`` mid-stream raises
+``UpstreamStatusError``; a stream that ends without ``message_stop`` raises
+``UpstreamConnectionError``.
 
 Errors: Anthropic's ``{"type": "error", "error": {"type", "message"}}`` bodies; 429 →
 ``UpstreamRateLimitError`` (``retry-after``; a spend-limit 429 is not retryable); 529
@@ -34,14 +35,12 @@ from thrifty.errors import (
     UpstreamRateLimitError,
     UpstreamStatusError,
 )
+from thrifty.providers.anthropic_response import canonical_usage, finish_reason, from_anthropic
 from thrifty.providers.anthropic_wire import (
     DEFAULT_MAX_TOKENS,
     DEFAULT_VERSION,
     WireError,
-    canonical_usage,
     count_tokens_body,
-    finish_reason,
-    from_anthropic,
     to_anthropic,
 )
 from thrifty.providers.base import Deployment, StreamEvent, UpstreamResponse

@@ -1,4 +1,4 @@
-"""OpenAI Chat Completions ⇄ Anthropic Messages translation (pure functions, no I/O).
+"""OpenAI Chat Completions → Anthropic Messages translation of requests (pure functions, no I/O).
 
 Request (``to_anthropic``), canonical OpenAI body → Anthropic Messages body:
 
@@ -29,13 +29,13 @@ Request (``to_anthropic``), canonical OpenAI body → Anthropic Messages body:
   ``output_config``, ``inference_geo``, ``speed``) pass through. ``n > 1`` and audio input are
   rejected (``WireError``); ``seed``, ``logprobs``, penalties, ``logit_bias`` are dropped.
 
-Response (``from_anthropic``) and stream (``StreamTranslator``): see their docstrings. Usage is
-converted to the OpenAI convention by ``canonical_usage``.
+``count_tokens_body`` keeps the fields ``/v1/messages/count_tokens`` accepts. The response direction
+(``from_anthropic``, ``finish_reason``, ``canonical_usage``) is ``anthropic_response``; the stream
+translator is ``anthropic.StreamTranslator``.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -47,16 +47,6 @@ DEFAULT_MAX_TOKENS = 4096
 JSON_OBJECT_INSTRUCTION = (
     "Respond with a single valid JSON object only: no prose, no Markdown code fences."
 )
-
-FINISH_REASONS: dict[str, str] = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "pause_turn": "stop",
-    "max_tokens": "length",
-    "model_context_window_exceeded": "length",
-    "tool_use": "tool_calls",
-    "refusal": "content_filter",
-}
 
 _PASSTHROUGH = ("thinking", "cache_control", "inference_geo", "speed")
 _NATIVE_BLOCKS = frozenset({"text", "image", "document", "search_result", "tool_result"})
@@ -386,79 +376,3 @@ def to_anthropic(
 def count_tokens_body(anthropic_body: Mapping[str, Any]) -> dict[str, Any]:
     """The fields of a Messages body that ``/v1/messages/count_tokens`` accepts."""
     return {k: v for k, v in anthropic_body.items() if k in COUNT_TOKENS_FIELDS}
-
-
-# -- response ------------------------------------------------------------------------------
-
-
-def canonical_usage(usage: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Anthropic usage → OpenAI usage. Anthropic's ``input_tokens`` EXCLUDES cache reads and
-    writes; OpenAI's ``prompt_tokens`` includes both (``cached_tokens`` = reads,
-    ``cache_write_tokens`` = writes)."""
-    u = usage or {}
-    fresh = int(u.get("input_tokens") or 0)
-    read = int(u.get("cache_read_input_tokens") or 0)
-    written = int(u.get("cache_creation_input_tokens") or 0)
-    output = int(u.get("output_tokens") or 0)
-    prompt = fresh + read + written
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": output,
-        "total_tokens": prompt + output,
-        "prompt_tokens_details": {"cached_tokens": read, "cache_write_tokens": written},
-        "completion_tokens_details": {"reasoning_tokens": 0},
-    }
-
-
-def finish_reason(stop_reason: Any) -> str:
-    """Anthropic ``stop_reason`` → OpenAI ``finish_reason`` (unknown values → ``stop``)."""
-    return FINISH_REASONS.get(str(stop_reason), "stop")
-
-
-def from_anthropic(msg: Mapping[str, Any], created: int | None = None) -> dict[str, Any]:
-    """An Anthropic Message → an OpenAI ``chat.completion``. Text blocks are joined into
-    ``content``; ``tool_use`` → ``tool_calls`` (``arguments`` serialised once); thinking text goes
-    to the side field ``reasoning_content`` (signatures are not kept)."""
-    texts: list[str] = []
-    thinking: list[str] = []
-    calls: list[dict[str, Any]] = []
-    for block in msg.get("content") or ():
-        kind = block.get("type") if isinstance(block, dict) else None
-        if kind == "text":
-            texts.append(str(block.get("text") or ""))
-        elif kind == "tool_use":
-            arguments = orjson.dumps(block.get("input") or {}).decode()
-            calls.append(
-                {
-                    "id": block.get("id"),
-                    "type": "function",
-                    "function": {"name": block.get("name"), "arguments": arguments},
-                }
-            )
-        elif kind == "thinking":
-            thinking.append(str(block.get("thinking") or ""))
-    message: dict[str, Any] = {
-        "role": "assistant",
-        "content": "".join(texts) if texts or not calls else None,
-        "refusal": None,
-    }
-    if calls:
-        message["tool_calls"] = calls
-    if thinking:
-        message["reasoning_content"] = "".join(thinking)
-    return {
-        "id": msg.get("id"),
-        "object": "chat.completion",
-        "created": created if created is not None else int(time.time()),
-        "model": msg.get("model"),
-        "choices": [
-            {
-                "index": 0,
-                "message": message,
-                "logprobs": None,
-                "finish_reason": finish_reason(msg.get("stop_reason")),
-            }
-        ],
-        "usage": canonical_usage(msg.get("usage")),
-        "system_fingerprint": None,
-    }

@@ -23,6 +23,12 @@ from typing import Any
 
 import orjson
 
+from thrifty.providers.openai_message import (
+    assistant_message,
+    completion_object,
+    usage_object,
+)
+
 __all__ = ["FINISH_REASONS", "StreamTranslator", "finish_reason", "from_converse", "openai_usage"]
 
 log = logging.getLogger("thrifty.providers.bedrock")
@@ -59,13 +65,7 @@ def openai_usage(usage: Any) -> dict[str, Any]:
     write = _n(u, "cacheWriteInputTokens")
     prompt = _n(u, "inputTokens") + read + write
     completion = _n(u, "outputTokens")
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": read, "cache_write_tokens": write},
-        "completion_tokens_details": {"reasoning_tokens": 0},
-    }
+    return usage_object(prompt, completion, read, write)
 
 
 def _arguments(value: Any) -> str:
@@ -106,30 +106,15 @@ def from_converse(
             text = (block["reasoningContent"].get("reasoningText") or {}).get("text")
             if isinstance(text, str):
                 reasoning.append(text)
-    msg: dict[str, Any] = {
-        "role": "assistant",
-        "content": "".join(texts) if texts or not tool_calls else None,
-        "refusal": None,
-    }
-    if tool_calls:
-        msg["tool_calls"] = tool_calls
-    if reasoning:
-        msg["reasoning_content"] = "".join(reasoning)
-    return {
-        "id": completion_id,
-        "object": "chat.completion",
-        "created": created,
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": msg,
-                "logprobs": None,
-                "finish_reason": finish_reason(data.get("stopReason")),
-            }
-        ],
-        "usage": openai_usage(data.get("usage")),
-    }
+    msg = assistant_message(texts, tool_calls, reasoning)
+    return completion_object(
+        completion_id,
+        created,
+        model,
+        msg,
+        finish_reason(data.get("stopReason")),
+        openai_usage(data.get("usage")),
+    )
 
 
 class StreamTranslator:

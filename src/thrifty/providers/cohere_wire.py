@@ -32,6 +32,8 @@ from typing import Any
 
 import orjson
 
+from thrifty.providers.openai_message import assistant_message
+
 FINISH_REASONS = {
     "COMPLETE": "stop",
     "STOP_SEQUENCE": "stop",
@@ -299,14 +301,7 @@ def from_cohere(data: Mapping[str, Any], model: str, created: int | None = None)
         for call in msg.get("tool_calls") or ()
         if isinstance(call, Mapping) and isinstance(fn := call.get("function"), Mapping)
     ]
-    text = "".join(texts)
-    message: dict[str, Any] = {
-        "role": "assistant",
-        "content": text if text or not calls else None,
-        "refusal": None,
-    }
-    if calls:
-        message["tool_calls"] = calls
+    message = assistant_message(texts, calls)
     return {
         "id": f"chatcmpl-{data.get('id') or ''}",
         "object": "chat.completion",

@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 
 from thrifty.providers.gemini_request import SignatureStash
+from thrifty.providers.openai_message import assistant_message
 
 log = logging.getLogger(__name__)
 
@@ -164,13 +165,7 @@ def from_gemini(
                 texts.append(text)
             if _is_call(part):
                 calls.append(tool_call(part, nonce, index, len(calls), stash))
-        message: dict[str, Any] = {
-            "role": "assistant",
-            "content": "".join(texts) if texts or not calls else None,
-            "refusal": None,
-        }
-        if calls:
-            message["tool_calls"] = calls
+        message = assistant_message(texts, calls)
         choices.append(
             {
                 "index": index,

@@ -1,6 +1,7 @@
 """The routing policy of one route group: a pure decision, no I/O, no HTTP.
 
-:meth:`RoutePolicy.decide` turns a chat body plus who sent it into a :class:`RouteDecision`:
+:meth:`RoutePolicy.decide` turns a chat body plus who sent it into a
+:class:`~thrifty.routing.decision.RouteDecision`:
 
 1. **score** the request (the group's scorer; a ``rules`` match may also pin a model);
 2. **tier**: ``score >= large`` → large, ``>= medium`` → medium, else small (fixed cut points,
@@ -37,8 +38,8 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field, fields, replace
-from typing import Any, NamedTuple
+from dataclasses import replace
+from typing import Any
 
 from thrifty.errors import ConfigError
 from thrifty.keys.principal import Principal
@@ -51,70 +52,13 @@ from thrifty.routing.capabilities import (
     required_capabilities,
 )
 from thrifty.routing.cascade import cascade_plan
+from thrifty.routing.decision import Considered, RouteDecision
 from thrifty.routing.policy_config import DEFAULT_CUTS, TIER_NAMES, RouteGroupConfig
 from thrifty.routing.rules import RuleDecision, RulesScorer
 from thrifty.routing.scorers import RequestMeta, Scorer, make_scorer
 from thrifty.routing.threshold import TargetShareThreshold, share_for_cost
 
-__all__ = ["Considered", "RouteDecision", "RoutePolicy"]
-
-
-class Considered(NamedTuple):
-    """A candidate that was not chosen, and why (``"unavailable"``, ``"no vision support"``)."""
-
-    model: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class RouteDecision:
-    """The outcome of one routing decision (for the route stage, the ledger and previews).
-
-    ``model`` is ``None`` when no candidate passes (``reason`` says why: the route stage should
-    answer a 400 with it). ``tier`` is the chosen model's tier (``"fallback"`` for one from the
-    group's ``fallbacks``), ``score_tier`` the tier the score alone gave; ``threshold`` is the cut
-    point the score was compared with. ``escalate_to`` is the cascade's strong model."""
-
-    group: str
-    model: str | None
-    fallbacks: list[str]
-    tier: str | None
-    score_tier: str
-    score: float
-    threshold: float
-    reason: str
-    considered: list[Considered] = field(default_factory=list)
-    scorer: str = ""
-    rule: str | None = None
-    time_sensitive: bool = False
-    worst_case_usd: float | None = None
-    escalate_to: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.model is not None
-
-    def header_value(self) -> str:
-        """An ASCII summary for the ``x-thrifty-route`` header."""
-        parts = [
-            f"group={self.group}",
-            f"model={self.model or 'none'}",
-            f"tier={self.tier or 'none'}",
-            f"score={self.score:.3f}",
-        ]
-        if self.escalate_to:
-            parts.append(f"cascade={self.escalate_to}")
-        return "; ".join(parts)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready mapping (preview endpoint, ledger)."""
-
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        for key in ("score", "threshold"):  # inf / nan are not JSON
-            out[key] = out[key] if math.isfinite(out[key]) else None
-        out["fallbacks"] = list(self.fallbacks)
-        out["considered"] = [{"model": c.model, "reason": c.reason} for c in self.considered]
-        return out
+__all__ = ["RoutePolicy"]
 
 
 class _RunningShare:
