@@ -125,6 +125,31 @@ async def test_complete_text_and_request_shape(
     }
 
 
+async def test_models_that_reject_sampling_are_sent_none(fake: FakeAnthropicServer) -> None:
+    """The fake answers Sonnet 5.5 with a temperature as the API does (a 400); the adapter
+    leaves it out, and keeps it for a model that takes it."""
+    p = make(fake)
+    await p.open()
+    try:
+        new = Deployment("anth", "claude-sonnet-5-5", "sonnet")
+        resp = await p.complete(new, body(temperature=0.2, top_p=0.5))
+        assert resp.data["choices"][0]["message"]["content"]
+        assert not {"temperature", "top_p", "top_k"} & set(fake.requests[-1]["body"])
+        await p.complete(DEP, body(temperature=0.2))
+        assert fake.requests[-1]["body"]["temperature"] == 0.2
+    finally:
+        await p.aclose()
+    raw = {"model": "claude-sonnet-5-5", "max_tokens": 8, "messages": HELLO, "temperature": 0.2}
+    async with httpx.AsyncClient(base_url=fake.base_url) as client:
+        refused = await client.post(
+            "/v1/messages",
+            json=raw,
+            headers={"x-api-key": fake.api_key, "anthropic-version": "2023-06-01"},
+        )
+    assert refused.status_code == 400
+    assert refused.json()["error"]["message"] == "`temperature` is deprecated for this model."
+
+
 async def test_new_api_version_drops_sampling(fake: FakeAnthropicServer) -> None:
     p = make(fake, api_version="2026-10-21", base_url=fake.base_url + "/v1")
     await p.open()

@@ -16,6 +16,7 @@ from thrifty.providers.anthropic_wire import (
     JSON_OBJECT_INSTRUCTION,
     WireError,
     parse_arguments,
+    rejects_sampling,
     to_anthropic,
 )
 from thrifty.providers.base import Deployment
@@ -31,6 +32,35 @@ def test_parse_arguments_never_fails() -> None:
     assert parse_arguments("{broken") == {"_raw": "{broken"}
     assert parse_arguments("[1, 2]") == {"_raw": "[1, 2]"}
     assert parse_arguments({"already": "parsed"}) == {"already": "parsed"}
+
+
+@pytest.mark.parametrize(
+    ("model", "rejects"),
+    [
+        ("claude-opus-4-7", True),
+        ("claude-opus-4-8-20260601", True),
+        ("claude-opus-4-12", True),
+        ("claude-sonnet-5", True),
+        ("claude-sonnet-5-5", True),
+        ("claude-haiku-5-5", True),
+        ("claude-opus-5-5", True),
+        ("claude-fable-5-2", True),
+        ("claude-mythos-preview", True),
+        ("us.anthropic.claude-opus-4-7-20260416-v1:0", True),
+        ("claude-opus-4-6", False),
+        ("claude-sonnet-4-6", False),
+        ("claude-sonnet-4-5-20250929", False),
+        ("claude-haiku-4-5", False),
+        ("claude-3-5-sonnet-20241022", False),
+        ("claude-opus-4-1", False),
+    ],
+)
+def test_models_that_reject_sampling_get_none(model: str, rejects: bool) -> None:
+    """Opus 4.7+, Claude 5 models, Fable and Mythos answer any temperature / top_p / top_k with
+    a 400 ("`temperature` is deprecated for this model"); older models keep them."""
+    assert rejects_sampling(model) is rejects
+    out = to_anthropic({"messages": USER, "temperature": 0.3, "top_k": 5}, model)
+    assert ("temperature" in out) is not rejects and ("top_k" in out) is not rejects
 
 
 def test_request_edge_cases() -> None:

@@ -153,6 +153,16 @@ async def test_complete_text(provider: BedrockProvider, fake: FakeBedrockServer)
     }
 
 
+async def test_claude_models_that_reject_sampling_are_sent_none(
+    provider: BedrockProvider, fake: FakeBedrockServer
+) -> None:
+    body = chat(temperature=0.3, top_p=0.9, max_tokens=50)
+    await provider.complete(dep("us.anthropic.claude-opus-4-7-20260416-v1:0"), body)
+    assert fake.requests[-1]["body"]["inferenceConfig"] == {"maxTokens": 50}
+    await provider.complete(dep(), body)  # an older Claude keeps them
+    assert fake.requests[-1]["body"]["inferenceConfig"]["temperature"] == 0.3
+
+
 async def test_stream_text_matches_complete(provider: BedrockProvider) -> None:
     whole = await provider.complete(dep(), chat())
     chunks = await collect(provider, chat(stream=True))

@@ -23,8 +23,11 @@ Request (``to_anthropic``), canonical OpenAI body → Anthropic Messages body:
   caller's ``default_max_tokens`` (``DEFAULT_MAX_TOKENS`` = 4096) when the body has neither.
 - ``stop`` → ``stop_sequences``; ``user`` (else ``safety_identifier``) → ``metadata.user_id``.
 - ``temperature`` (clamped to Anthropic's 0-1) and ``top_p`` only when the anthropic-version
-  predates ``2026-10-21`` (``sampling_allowed``); when both are given only ``temperature`` is
-  sent (recent Claude models reject the pair). Under ``2026-10-21`` they are dropped silently.
+  predates ``2026-10-21`` and the model still takes them (``sampling_allowed``); when both are
+  given only ``temperature`` is sent (recent Claude models reject the pair). Under
+  ``2026-10-21``, and for the models that reject non-default sampling on every request (Claude
+  Opus 4.7 and later, every Claude 5 model, Fable and Mythos: ``rejects_sampling``; they answer
+  "``temperature`` is deprecated for this model" with a 400), they are dropped silently.
 - Anthropic-only fields a client may add (``thinking``, ``top_k``, ``cache_control``,
   ``output_config``, ``inference_geo``, ``speed``) pass through. ``n > 1`` and audio input are
   rejected (``WireError``); ``seed``, ``logprobs``, penalties, ``logit_bias`` are dropped.
@@ -36,6 +39,7 @@ translator is ``anthropic.StreamTranslator``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -61,9 +65,23 @@ class WireError(ValueError):
     """The request cannot be expressed in Anthropic's format (the caller's fault: a 400)."""
 
 
-def sampling_allowed(version: str) -> bool:
-    """Whether ``temperature`` / ``top_p`` / ``top_k`` exist under this anthropic-version."""
-    return version < SAMPLING_REMOVED_IN
+# Claude Opus 4.7+, any Claude 5+ model, and the Fable / Mythos lines (Mythos Preview included),
+# as bare ids, dated snapshots or Bedrock / Vertex ids ("us.anthropic.claude-opus-4-7-…-v1:0").
+# Opus 4.6 and Sonnet 4.6 still take a temperature (with thinking off) and are not matched.
+_NO_SAMPLING = re.compile(
+    r"claude-(?:opus-4-(?:[7-9]|\d\d)|(?:opus|sonnet|haiku|fable|mythos)-(?:[5-9]|\d\d)|fable|mythos)"
+)
+
+
+def rejects_sampling(model: str) -> bool:
+    """Whether ``model`` rejects ``temperature`` / ``top_p`` / ``top_k`` on every request."""
+    return _NO_SAMPLING.search(model.lower()) is not None
+
+
+def sampling_allowed(version: str, model: str = "") -> bool:
+    """Whether ``temperature`` / ``top_p`` / ``top_k`` may be sent under this anthropic-version
+    to ``model``."""
+    return version < SAMPLING_REMOVED_IN and not rejects_sampling(model)
 
 
 def parse_arguments(arguments: Any) -> dict[str, Any]:
@@ -347,7 +365,7 @@ def to_anthropic(
         out["stop_sequences"] = [stop]
     elif isinstance(stop, list) and stop:
         out["stop_sequences"] = [str(s) for s in stop]
-    if sampling_allowed(version):
+    if sampling_allowed(version, model):
         temperature = body.get("temperature")
         if isinstance(temperature, int | float):
             out["temperature"] = min(max(float(temperature), 0.0), 1.0)

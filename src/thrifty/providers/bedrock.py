@@ -38,6 +38,7 @@ from botocore.credentials import Credentials, RefreshableCredentials
 
 from thrifty.config import ProviderConfig
 from thrifty.errors import UpstreamConnectionError, UpstreamError, UpstreamStatusError
+from thrifty.providers.anthropic_wire import rejects_sampling
 from thrifty.providers.base import Deployment, StreamEvent, UpstreamResponse
 from thrifty.providers.bedrock_errors import bedrock_error, error_code
 from thrifty.providers.bedrock_eventstream import EventStreamDecoder, EventStreamError
@@ -128,6 +129,8 @@ class BedrockProvider(HTTPProvider):
     async def _prepare(
         self, deployment: Deployment, body: dict[str, Any], operation: str
     ) -> tuple[str, bytes, dict[str, str]]:
+        if rejects_sampling(deployment.upstream_model):
+            body = {k: v for k, v in body.items() if k not in ("temperature", "top_p", "top_k")}
         try:
             request = to_converse(body)
         except ConverseRequestError as exc:

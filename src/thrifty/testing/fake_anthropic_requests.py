@@ -9,7 +9,8 @@ alternation (the real API now merges consecutive same-role turns; the fake rejec
 ``strict_alternation`` is on, its default, so adapters that do not merge are caught), ``system``,
 ``tools``, ``tool_choice``, ``stop_sequences``, ``metadata``, ``output_config.format``, at most 4
 ``cache_control`` breakpoints, and ``temperature`` / ``top_p`` / ``top_k`` (0-1 ranges under
-``2023-06-01``; rejected outright under ``2026-10-21``). Unknown top-level fields are ignored.
+``2023-06-01``; rejected outright under ``2026-10-21`` and by ``NO_SAMPLING_MODELS``). Unknown
+top-level fields are ignored.
 """
 
 from __future__ import annotations
@@ -28,6 +29,17 @@ TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
 MAX_CACHE_BREAKPOINTS = 4
 COUNT_TOKENS_REJECTS = ("max_tokens", "stream", "stop_sequences", "metadata")
 SAMPLING = ("temperature", "top_p", "top_k")
+NO_SAMPLING_MODELS = (
+    "claude-opus-4-7",
+    "claude-opus-4-8",
+    "claude-opus-5",
+    "claude-sonnet-5",
+    "claude-haiku-5",
+    "claude-fable",
+    "claude-mythos",
+)
+"""Models that reject ``temperature`` / ``top_p`` / ``top_k`` under every API version (a 400,
+"`temperature` is deprecated for this model.")."""
 
 _USER_BLOCKS = frozenset({"text", "image", "document", "tool_result", "search_result"})
 _ASSISTANT_BLOCKS = frozenset({"text", "tool_use", "thinking", "redacted_thinking", "document"})
@@ -277,13 +289,15 @@ def count_breakpoints(body: Mapping[str, Any]) -> int:
     return n
 
 
-def _sampling(body: Mapping[str, Any], version: str) -> None:
+def _sampling(body: Mapping[str, Any], version: str, model: str) -> None:
     for name in SAMPLING:
         value = body.get(name)
         if value is None:
             continue
         if version >= NEW_VERSION:
             raise _fail(f"{name}: This field is not supported in API version {version}.")
+        if model.startswith(NO_SAMPLING_MODELS):
+            raise _fail(f"`{name}` is deprecated for this model.")
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise _fail(f"{name}: Input should be a valid number")
         if name != "top_k" and not 0 <= value <= 1:
@@ -310,7 +324,7 @@ def parse_messages_request(
         raise _fail("max_tokens: Field required")
     elif isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
         raise _fail("max_tokens: Input should be a valid integer greater than or equal to 1")
-    _sampling(body, version)
+    _sampling(body, version, model)
     turns, extra_system = _messages(body.get("messages"), version, strict_alternation)
     raw_system = body.get("system")
     if raw_system is None or raw_system == "":
