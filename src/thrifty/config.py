@@ -393,7 +393,7 @@ _ENV_PROVIDERS: tuple[tuple[str, str, str, tuple[tuple[str, str], ...]], ...] = 
         "ANTHROPIC_API_KEY",
         "anthropic",
         "https://api.anthropic.com/v1",
-        (("claude-sonnet-4-5", "chat"), ("claude-haiku-4-5", "chat"), ("claude-opus-4-1", "chat")),
+        (("claude-sonnet-5-5", "chat"), ("claude-haiku-4-5", "chat"), ("claude-opus-5-5", "chat")),
     ),
     (
         "GEMINI_API_KEY",
@@ -432,7 +432,7 @@ FAKE_MODELS: tuple[tuple[str, str], ...] = (
     ("gpt-4o-mini", "chat"),
     ("gpt-4.1", "chat"),
     ("gpt-4.1-mini", "chat"),
-    ("claude-sonnet-4-5", "chat"),
+    ("claude-sonnet-5-5", "chat"),
     ("claude-haiku-4-5", "chat"),
     ("text-embedding-3-small", "embedding"),
 )

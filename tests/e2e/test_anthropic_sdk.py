@@ -36,7 +36,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[tuple[LocalServer, str, FakeOpe
             fake.base_url,
             tmp_path,
             models=[
-                {"name": "claude-sonnet-4-5", "provider": "up", "model": "claude-sonnet-4-5"},
+                {"name": "claude-sonnet-5-5", "provider": "up", "model": "claude-sonnet-5-5"},
             ],
         )
         async with LocalServer(config) as server:
@@ -52,7 +52,7 @@ async def test_messages_create_and_stream(stack) -> None:
     server, key, fake = stack
     client = _client(server, key)
     kwargs = {
-        "model": "claude-sonnet-4-5",
+        "model": "claude-sonnet-5-5",
         "max_tokens": 200,
         "system": "Be brief.",
         "messages": [{"role": "user", "content": "Tell me about lighthouses"}],
@@ -63,7 +63,7 @@ async def test_messages_create_and_stream(stack) -> None:
     assert message.content[0].type == "text" and message.content[0].text
     assert message.stop_reason == "end_turn"
     assert message.usage.input_tokens > 0 and message.usage.output_tokens > 0
-    assert raw.headers["x-thrifty-model"] == "claude-sonnet-4-5"
+    assert raw.headers["x-thrifty-model"] == "claude-sonnet-5-5"
     # what reached the upstream is the canonical OpenAI body
     sent = fake.requests[-1]["body"]
     assert sent["messages"][0] == {"role": "system", "content": "Be brief."}
@@ -83,7 +83,7 @@ async def test_tools_round_trip(stack) -> None:
     server, key, fake = stack
     client = _client(server, key)
     first = await client.messages.create(
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-5-5",
         max_tokens=200,
         tools=TOOLS,
         messages=[{"role": "user", "content": "Weather in Paris?"}],
@@ -92,7 +92,7 @@ async def test_tools_round_trip(stack) -> None:
     call = next(b for b in first.content if b.type == "tool_use")
     assert call.name == "get_weather" and "city" in call.input
     second = await client.messages.create(
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-5-5",
         max_tokens=200,
         tools=TOOLS,
         messages=[
@@ -110,7 +110,7 @@ async def test_tools_round_trip(stack) -> None:
     assert sent[2] == {"role": "tool", "tool_call_id": call.id, "content": "Sunny"}
 
     async with client.messages.stream(
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-5-5",
         max_tokens=200,
         tools=TOOLS,
         messages=[{"role": "user", "content": "Weather in Rome?"}],
@@ -125,7 +125,7 @@ async def test_count_tokens_and_errors(stack) -> None:
     server, key, _ = stack
     client = _client(server, key)
     counted = await client.messages.count_tokens(
-        model="claude-sonnet-4-5", messages=[{"role": "user", "content": "Hello there, world"}]
+        model="claude-sonnet-5-5", messages=[{"role": "user", "content": "Hello there, world"}]
     )
     assert counted.input_tokens > 0
     with pytest.raises(anthropic.NotFoundError):
@@ -135,14 +135,14 @@ async def test_count_tokens_and_errors(stack) -> None:
     bad = anthropic.AsyncAnthropic(base_url=server.root_url, api_key="tk-wrong", max_retries=0)
     with pytest.raises(anthropic.AuthenticationError):
         await bad.messages.create(
-            model="claude-sonnet-4-5", max_tokens=10, messages=[{"role": "user", "content": "x"}]
+            model="claude-sonnet-5-5", max_tokens=10, messages=[{"role": "user", "content": "x"}]
         )
     async with httpx.AsyncClient(base_url=server.root_url) as raw:
         for version in ("2023-06-01", "2026-10-21"):
             resp = await raw.post(
                 "/v1/messages",
                 headers={"x-api-key": key, "anthropic-version": version},
-                json={"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "x"}]},
+                json={"model": "claude-sonnet-5-5", "messages": [{"role": "user", "content": "x"}]},
             )
             assert resp.status_code == 400
             assert resp.json() == {

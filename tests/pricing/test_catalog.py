@@ -61,6 +61,8 @@ def test_all_named_providers_are_present(bundled: PriceCatalog) -> None:
         "gpt-5", "gpt-5-mini", "gpt-5-nano", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-4o",
         "gpt-4o-mini", "o1", "o3", "o3-mini", "o4-mini", "gpt-3.5-turbo",
         "text-embedding-3-small", "text-embedding-3-large",
+        "claude-fable-5-2", "claude-opus-5-5", "claude-sonnet-5-5", "claude-haiku-5-5",
+        "claude-fable-5-1", "claude-opus-5", "claude-sonnet-5", "claude-opus-4-6", "claude-sonnet-4-6",
         "claude-opus-4-1", "claude-opus-4", "claude-sonnet-4-5", "claude-sonnet-4",
         "claude-3-7-sonnet", "claude-haiku-4-5", "claude-3-5-haiku", "claude-3-haiku",
         "anthropic.claude-sonnet-4-5-20250929-v1:0", "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
@@ -112,6 +114,28 @@ def test_long_context_tiers(bundled: PriceCatalog) -> None:
             Decimal("0.6"),
             Decimal("7.5"),
         )
+
+
+def test_claude_5_5_prices(bundled: PriceCatalog) -> None:
+    sonnet = bundled.get("claude-sonnet-5-5")
+    assert sonnet is not None and not sonnet.tiers
+    # cache reads cut from 0.20 to 0.10 on 2026-10-07
+    assert (sonnet.input, sonnet.output, sonnet.cached_input, sonnet.cache_write) == (
+        Decimal("2.0"),
+        Decimal("10.0"),
+        Decimal("0.1"),
+        Decimal("2.5"),
+    )
+    haiku = bundled.get("claude-haiku-5-5")
+    assert haiku is not None
+    # priced by prompt length: the higher rates bill the whole request past 100k prompt tokens
+    assert haiku.rates_for(100_000).input == Decimal("0.1")
+    tier = haiku.rates_for(100_001)
+    assert (tier.input, tier.output, tier.cache_write) == (
+        Decimal("0.5"),
+        Decimal("2.5"),
+        Decimal("0.625"),
+    )
 
 
 def test_bedrock_regional_and_global_profiles_are_distinct(bundled: PriceCatalog) -> None:

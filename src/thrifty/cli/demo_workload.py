@@ -42,7 +42,7 @@ PARAPHRASES = [
     ("How do I cancel my subscription?", "What do I do to cancel my subscription?"),
 ]
 SYSTEM = "You are a concise, helpful assistant for a software company."
-MODELS = [("gpt-4o", 0.35), ("auto", 0.3), ("gpt-4o-mini", 0.15), ("claude-sonnet-4-5", 0.2)]
+MODELS = [("gpt-4o", 0.35), ("auto", 0.3), ("gpt-4o-mini", 0.15), ("claude-sonnet-5-5", 0.2)]
 
 
 @dataclass(slots=True)

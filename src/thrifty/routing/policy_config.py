@@ -11,7 +11,7 @@ One :class:`RouteGroupConfig` per route group: ``model: "auto"`` uses ``routing.
           tiers:                         # each ordered by preference
             small: [gpt-4o-mini, gpt-4.1-nano]
             medium: [gpt-4.1-mini]
-            large: [gpt-4o, claude-sonnet-4-5]
+            large: [gpt-4o, claude-sonnet-5-5]
           thresholds:                    # fixed cut points ...
             medium: 0.5                  #   score >= 0.5 -> medium
             large: 0.8                   #   score >= 0.8 -> large

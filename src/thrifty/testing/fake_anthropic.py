@@ -63,7 +63,8 @@ __all__ = ["AnthropicFault", "FakeAnthropicServer"]
 _JSON = "application/json"
 _SSE = "text/event-stream; charset=utf-8"
 MAX_RECORDED_REQUESTS = 1000
-MODELS = ("claude-opus-4-1", "claude-sonnet-4-5", "claude-haiku-4-5")
+# What ``GET /v1/models`` lists; requests for any other id (older ones included) are still served.
+MODELS = ("claude-opus-5-5", "claude-sonnet-5-5", "claude-haiku-5-5", "claude-haiku-4-5")
 ORGANIZATION_ID = "00000000-0000-4000-8000-00000000fa4e"
 
 
