@@ -12,19 +12,24 @@ from thrifty.keys.principal import Principal
 from thrifty.providers.base import Deployment
 from thrifty.providers.registry import ModelEntry
 
-_ID_BYTES = 12
+_RANDOM_BYTES = 6
 _POOL_IDS = 512
 _pool: list[bytes] = []
 os.register_at_fork(after_in_child=_pool.clear)  # a forked worker must not reuse the parent's
 
 
 def new_request_id() -> str:
-    """``req_`` + 24 hex digits of OS randomness, drawn 512 ids at a time (one ``getrandom``
-    call per 512 requests instead of one each)."""
+    """``req_`` + 24 hex digits: the epoch milliseconds (12 digits) then 48 bits of OS randomness.
+
+    Time-ordered like a ULID or UUIDv7, so the ledger's primary-key index grows at its right
+    edge instead of taking each insert on a random page: SQLite spent ~30 % less CPU per ledger
+    row at 100k rows (docs/decisions.md). Two ids collide only when drawn in the same millisecond
+    with the same 48 random bits. The randomness is drawn 512 ids at a time (one ``getrandom``
+    call per 512 requests)."""
     if not _pool:
-        raw = os.urandom(_ID_BYTES * _POOL_IDS)
-        _pool.extend(raw[i : i + _ID_BYTES] for i in range(0, len(raw), _ID_BYTES))
-    return "req_" + _pool.pop().hex()
+        raw = os.urandom(_RANDOM_BYTES * _POOL_IDS)
+        _pool.extend(raw[i : i + _RANDOM_BYTES] for i in range(0, len(raw), _RANDOM_BYTES))
+    return f"req_{time.time_ns() // 1_000_000:012x}{_pool.pop().hex()}"
 
 
 @dataclass(slots=True)
