@@ -144,14 +144,21 @@ def _text_chars(body: dict) -> int:
 
 @pytest.fixture
 def counted(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
-    """The bodies the length scorer passes to ``count_request``."""
+    """What the length scorer tokenizes: the bodies it passes to ``count_request``, and, for a
+    plain chat, ``{"messages": …}`` of the messages whose texts it encodes directly."""
     seen: list[dict] = []
+    plain_texts = length_module._plain_text_tokens
 
     def record(body: dict) -> Any:
         seen.append(body)
         return count_request(body)
 
+    def record_plain(messages: list[Any]) -> int:
+        seen.append({"messages": messages})
+        return plain_texts(messages)
+
     monkeypatch.setattr(length_module, "count_request", record)
+    monkeypatch.setattr(length_module, "_plain_text_tokens", record_plain)
     return seen
 
 
@@ -179,6 +186,20 @@ def test_length_counts_requests_within_the_budget_exactly() -> None:
         assert s.effective_tokens(body) == s.effective_tokens(
             body, RequestMeta(prompt_tokens=exact)
         )
+
+
+def test_plain_chats_count_exactly_as_count_request(dev_rows: list[dict[str, str]]) -> None:
+    """A plain chat's texts are encoded directly, outside ``count_request``: with no budget
+    (``exact_chars=0``) that must give ``count_request``'s number, prompt for prompt."""
+    prompts = [row["prompt"] for row in dev_rows[:1500]]
+    bodies = [text_body(p) for p in prompts]
+    bodies += [_chat(*prompts[i : i + 3]) for i in range(0, 300, 3)]
+    bodies.append(
+        {"messages": [{"role": "system", "content": [{"type": "text", "text": prompts[0]}]}]}
+    )
+    bodies.append({"messages": [{"role": "tool", "tool_call_id": "c1", "content": "42"}]})
+    for body in bodies:
+        assert _prompt_tokens(body, exact_chars=0) == _exact(body)
 
 
 def test_length_estimates_a_long_prompt_beyond_the_budget(counted: list[dict]) -> None:
