@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pytest
 
@@ -92,20 +93,26 @@ async def test_index_survives_a_restart(fake: FakeOpenAIServer, tmp_path: Path) 
         assert await ask(s, "What do I do to cancel my subscription?") == "semantic"
 
 
-async def test_an_index_of_another_embedder_is_set_aside_at_start(
+async def test_an_index_of_another_embedder_is_re_embedded_at_start(
     fake: FakeOpenAIServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """After an upgrade that changes the vectors (MODEL_ID), the saved index is not mixed in: the
-    gateway starts with an empty one, says so, and saves the new one at stop."""
+    """After an upgrade that changes the vectors (MODEL_ID), the saved vectors are not mixed in:
+    the stored questions are embedded again in the background, paraphrases hit again, and the
+    index is saved with the new vectors at stop."""
     async with cache_stack(fake, tmp_path, **SEMANTIC) as s:
         await ask(s, "How do I cancel my subscription?")
         manifest = Path(s.app.gateway.semantic._path)
     saved = orjson.loads(manifest.read_bytes())
+    vectors = manifest.parent / saved["vectors"]
+    np.save(vectors, np.full_like(np.load(vectors), 0.1))  # another embedder's vectors
     manifest.write_bytes(orjson.dumps({**saved, "model_id": "some-older-embedder"}))
     async with cache_stack(fake, tmp_path, **SEMANTIC) as s:
-        assert len(s.app.gateway.semantic.index) == 0
-        assert "starting empty" in caplog.text and "some-older-embedder" in caplog.text
-        assert await ask(s, "What do I do to cancel my subscription?") != "semantic"
+        stage = s.app.gateway.semantic
+        assert stage._reembedding is not None
+        await stage._reembedding
+        assert "re-embedding its questions" in caplog.text and "some-older-embedder" in caplog.text
+        assert len(stage.index) == 1
+        assert await ask(s, "What do I do to cancel my subscription?") == "semantic"
     assert orjson.loads(manifest.read_bytes())["model_id"] == saved["model_id"]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -128,6 +129,35 @@ def test_persistence_round_trip(rng: np.random.Generator, tmp_path: Path) -> Non
             assert restored.search(scope, q, k=3) == index.search(scope, q, k=3)
     # insertion order survives: the next add to a full scope evicts the same entry
     assert restored.add("scope1", "new", vectors[0]) == index.add("scope1", "new", vectors[0])
+
+
+def test_reembed_takes_the_texts_of_another_embedders_index(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    path = tmp_path / "index.json"
+    old = SemanticIndex(DIM, model_id="older-embedder")
+    for i in range(10):
+        old.add(f"s{i % 2}", f"k{i}", unit(rng, 1)[0], {"text": f"question {i}"})
+    old.add("s0", "no-text", unit(rng, 1)[0], {"other": 1})  # nothing to embed: skipped
+    old.save(path)
+    fresh = {f"question {i}": unit(rng, 1)[0] for i in range(10)}
+    calls: list[list[str]] = []
+
+    def embed(texts: list[str]) -> np.ndarray:
+        calls.append(texts)
+        return np.stack([fresh[t] for t in texts])
+
+    index = SemanticIndex(DIM)
+    with pytest.raises(ValueError):
+        index.load(path)
+    assert index.reembed(path, embed, chunk=3) == 10
+    assert max(len(c) for c in calls) == 3 and len(index) == 10
+    hit = index.search("s1", fresh["question 3"], k=1)[0]
+    assert (hit.key, hit.meta["text"]) == ("k3", "question 3")
+    assert hit.score == pytest.approx(1.0, abs=1e-5)
+    stop = threading.Event()
+    stop.set()
+    assert SemanticIndex(DIM).reembed(path, embed, stop=stop) == 0
 
 
 def test_load_refuses_other_vectors(tmp_path: Path, rng: np.random.Generator) -> None:

@@ -9,7 +9,11 @@ embeddings cannot separate "turn on" from "turn off". A client refuses semantic 
 ``x-thrifty-cache: no-semantic``; a route with ``semantic: false``.
 
 In scale-out mode each replica's index follows the others through Redis: every addition is
-published and kept in a Redis hash that a starting replica loads.
+published and kept in a Redis hash (named by the embedder's ``MODEL_ID``) that a starting replica
+loads. In the embedded mode the index is saved at stop; one saved by another embedder (an
+upgrade that changed the vectors) is re-embedded from its stored questions in the background at
+start, and is saved with the new vectors at the next stop (a stop before it finishes keeps what
+was re-embedded).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +34,7 @@ from thrifty.cache.entry import CacheEntry
 from thrifty.cache.keys import DENY, digest, scope_of
 from thrifty.cache.semantic.guard import Guard
 from thrifty.cache.semantic.index import SemanticIndex
+from thrifty.cache.semantic.persist import saved_model_id
 from thrifty.cache.tiered import TieredCache
 from thrifty.config import CacheConfig, RedisConfig
 from thrifty.pipeline.cache import CachePolicy, CacheStage
@@ -81,6 +87,8 @@ class SemanticStage:
         self._path = Path(config.disk_path) / "semantic" if config.disk_path else None
         self._listener: asyncio.Task[None] | None = None
         self._embedder: Any = None
+        self._reembedding: asyncio.Task[None] | None = None
+        self._stop_reembed = threading.Event()
 
     def enabled_for(self, ctx: RequestContext) -> bool:
         on = self.config.semantic.enabled
@@ -106,14 +114,34 @@ class SemanticStage:
             await self._bootstrap()
             self._listener = asyncio.create_task(self._listen(), name="thrifty-semantic-sync")
         elif self._path is not None and self._path.exists():
-            try:
+            saved_by = await asyncio.to_thread(saved_model_id, self._path)
+            if saved_by == self.index.model_id:
                 n = await asyncio.to_thread(self.index.load, self._path)
-            except ValueError as exc:  # another embedder's vectors (an upgrade): start empty
-                log.warning("semantic index: %s; starting empty (it is saved anew at stop)", exc)
-            else:
                 log.info("semantic index: %d entries loaded from %s", n, self._path)
+            else:  # another embedder's vectors (an upgrade): re-embed the stored questions
+                log.warning(
+                    "semantic index: %s holds %s vectors, not %s; re-embedding its questions "
+                    "in the background (semantic hits return as they are done)",
+                    self._path,
+                    saved_by,
+                    self.index.model_id,
+                )
+                self._reembedding = asyncio.create_task(self._reembed(self._path))
+
+    async def _reembed(self, path: Path) -> None:
+        try:
+            n = await asyncio.to_thread(
+                self.index.reembed, path, self._embedder.embed, stop=self._stop_reembed
+            )
+        except Exception:
+            log.exception("semantic index: re-embedding %s failed; it starts empty", path)
+        else:
+            log.info("semantic index: %d entries re-embedded from %s", n, path)
 
     async def aclose(self) -> None:
+        if self._reembedding is not None:
+            self._stop_reembed.set()
+            await self._reembedding
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -350,6 +350,34 @@ class SemanticIndex:
             ]
         write_index(Path(path), dim=self.dim, model_id=self.model_id, scopes=scopes)
 
+    def reembed(
+        self,
+        path: str | os.PathLike[str],
+        embed: Callable[[list[str]], npt.NDArray[np.float32]],
+        *,
+        stop: threading.Event | None = None,
+        chunk: int = 64,
+    ) -> int:
+        """Add the entries of an index saved by another embedder, embedding their stored texts
+        with ``embed`` (``chunk`` texts per call, checking ``stop`` between calls); entries with
+        no text are skipped. Returns how many were added. Blocking: run it off the loop."""
+        added = 0
+        for saved in read_index(Path(path), dim=self.dim, model_id=None):
+            rows = [
+                (key, meta)
+                for key, meta in zip(saved.keys, saved.metas, strict=True)
+                if isinstance(meta, dict) and isinstance(meta.get("text"), str)
+            ]
+            for start in range(0, len(rows), chunk):
+                if stop is not None and stop.is_set():
+                    return added
+                part = rows[start : start + chunk]
+                vectors = embed([meta["text"] for _, meta in part])
+                for (key, meta), vector in zip(part, vectors, strict=True):
+                    self.add(saved.name, key, vector, meta)
+                added += len(part)
+        return added
+
     def load(self, path: str | os.PathLike[str]) -> int:
         """Replace this index's entries with those saved at ``path``; returns how many.
 

@@ -57,16 +57,25 @@ def write_index(path: Path, *, dim: int, model_id: str, scopes: list[SavedScope]
             stale.unlink(missing_ok=True)
 
 
-def read_index(path: Path, *, dim: int, model_id: str) -> list[SavedScope]:
+def saved_model_id(path: Path) -> str:
+    """The embedder whose vectors the index saved at ``path`` holds."""
+    manifest = orjson.loads(path.read_bytes())
+    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+        raise ValueError(f"{path} is not a thrifty semantic index (version {VERSION})")
+    return str(manifest["model_id"])
+
+
+def read_index(path: Path, *, dim: int, model_id: str | None) -> list[SavedScope]:
     """Read what :func:`write_index` wrote.
 
     Raises ``ValueError`` unless it is an index of ``model_id`` vectors of width ``dim``: vectors
-    of another embedder cannot be compared with this one's and must be re-embedded.
+    of another embedder cannot be compared with this one's and must be re-embedded
+    (``model_id=None`` reads any embedder's index, for its keys and texts).
     """
     manifest = orjson.loads(path.read_bytes())
     if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
         raise ValueError(f"{path} is not a thrifty semantic index (version {VERSION})")
-    if manifest["dim"] != dim or manifest["model_id"] != model_id:
+    if model_id is not None and (manifest["dim"] != dim or manifest["model_id"] != model_id):
         raise ValueError(
             f"{path} holds {manifest['model_id']} vectors of dim {manifest['dim']}, "
             f"not {model_id} of dim {dim}: re-embed instead of loading"
@@ -75,7 +84,7 @@ def read_index(path: Path, *, dim: int, model_id: str) -> list[SavedScope]:
     out, offset = [], 0
     for item in manifest["scopes"]:
         n = len(item["keys"])
-        block = np.array(vectors[offset : offset + n], dtype=np.float32).reshape(n, dim)
+        block = np.array(vectors[offset : offset + n], dtype=np.float32).reshape(n, -1)
         out.append(SavedScope(item["scope"], list(item["keys"]), list(item["metas"]), block))
         offset += n
     if offset != len(vectors):
