@@ -238,7 +238,8 @@ def test_costing_reads_every_usage_convention(
 async def test_store_content_keeps_prompt_and_answer(
     fake: FakeOpenAIServer, tmp_path: Path
 ) -> None:
-    config = gateway_config(fake.base_url, tmp_path, ledger={"store_content": True})
+    cache = {"enabled": True, "disk_path": str(tmp_path / "cache")}  # answers from hits too
+    config = gateway_config(fake.base_url, tmp_path, ledger={"store_content": True}, cache=cache)
     app = create_app(config)
     async with app.gateway as gw:
         key, _ = await gw.keys.create("acme")
@@ -251,7 +252,11 @@ async def test_store_content_keeps_prompt_and_answer(
             streamed = await c.post(
                 "/v1/chat/completions", json=chat_body("remember me", stream=True), headers=auth
             )
-        for resp in (plain, streamed):
+            again = await c.post(
+                "/v1/chat/completions", json=chat_body("remember me"), headers=auth
+            )
+        assert again.headers["x-thrifty-cache"] == "hit" and again.json() == plain.json()
+        for resp in (plain, streamed, again):
             row = await gw.request_record(resp.headers["x-thrifty-request-id"])
             assert row["content"]["request"]["messages"][0]["content"] == "remember me"
             assert row["content"]["response"] == plain.json()["choices"][0]["message"]["content"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -16,30 +15,84 @@ from thrifty.providers.base import StreamEvent
 _WORDS = re.compile(r"\S+\s*|\s+")
 
 
-@dataclass(slots=True)
 class CacheEntry:
-    response: dict[str, Any]
-    served_model: str
-    provider: str
-    upstream_model: str
-    created: float
+    """A stored answer: the ``chat.completion`` JSON exactly as it is sent (``body``), its usage
+    and where it came from.
+
+    Encoded as one JSON line of metadata, a newline, then ``body``: a hit sends ``body`` as it
+    is and reads only the small first line, instead of decoding and re-encoding the whole answer
+    (``response`` is decoded on first use: streamed replays, the Anthropic endpoint, stored
+    content). Entries written before this format (one JSON object, no newline: orjson never
+    writes a raw one) still decode.
+    """
+
+    __slots__ = (
+        "_response",
+        "body",
+        "created",
+        "provider",
+        "served_model",
+        "upstream_model",
+        "usage",
+    )
+
+    def __init__(
+        self,
+        response: dict[str, Any] | None,
+        served_model: str,
+        provider: str,
+        upstream_model: str,
+        created: float,
+        *,
+        body: bytes | None = None,
+        usage: Any = None,
+    ) -> None:
+        if response is None and body is None:
+            raise ValueError("a cache entry needs the response or its body")
+        self._response = response
+        self.body = body if body is not None else orjson.dumps(response)
+        self.usage = usage if response is None else response.get("usage")
+        self.served_model = served_model
+        self.provider = provider
+        self.upstream_model = upstream_model
+        self.created = created
+
+    @property
+    def response(self) -> dict[str, Any]:
+        if self._response is None:
+            self._response = orjson.loads(self.body)
+        return self._response
 
     def encode(self) -> bytes:
-        return orjson.dumps(
+        head = orjson.dumps(
             {
-                "response": self.response,
+                "v": 2,
                 "served_model": self.served_model,
                 "provider": self.provider,
                 "upstream_model": self.upstream_model,
                 "created": self.created,
+                "usage": self.usage,
             }
         )
+        return b"".join((head, b"\n", self.body))
 
     @classmethod
     def decode(cls, raw: bytes) -> CacheEntry:
-        d = orjson.loads(raw)
+        cut = raw.find(b"\n")
+        if cut < 0:  # the one-object format of earlier versions
+            d = orjson.loads(raw)
+            return cls(
+                d["response"], d["served_model"], d["provider"], d["upstream_model"], d["created"]
+            )
+        head = orjson.loads(raw[:cut])
         return cls(
-            d["response"], d["served_model"], d["provider"], d["upstream_model"], d["created"]
+            None,
+            head["served_model"],
+            head["provider"],
+            head["upstream_model"],
+            head["created"],
+            body=raw[cut + 1 :],
+            usage=head["usage"],
         )
 
 

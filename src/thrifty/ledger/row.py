@@ -19,8 +19,11 @@ def _at(ctx: RequestContext, perf: float | None) -> datetime | None:
 
 
 def _content(ctx: RequestContext) -> dict[str, Any]:
-    if ctx.response is not None:
-        answer: Any = completion_text(ctx.response) if ctx.endpoint != "embeddings" else None
+    response = ctx.response
+    if response is None and ctx.cache_entry is not None:
+        response = ctx.cache_entry.response
+    if response is not None:
+        answer: Any = completion_text(response) if ctx.endpoint != "embeddings" else None
     elif ctx.output_parts is not None:
         answer = "".join(ctx.output_parts)
     else:

@@ -102,12 +102,12 @@ class CacheStage:
         ctx.flags.append(how)
         ctx.route_reason = "cache"
         ctx.deployment = Deployment(entry.provider, entry.upstream_model, entry.served_model)
-        ctx.usage = entry.response.get("usage")
+        ctx.usage = entry.usage
         ctx.first_byte = time.perf_counter()
-        ctx.response = entry.response
+        ctx.cache_entry = entry  # its response is decoded only if something reads it
         if ctx.stream:
             return ChatStream(ctx, ReplayStream(entry.response), strip_usage=not ctx.include_usage)
-        return Completed(ctx=ctx, data=entry.response)
+        return Completed(ctx=ctx, raw=entry.body)
 
 
 class CacheWriter:

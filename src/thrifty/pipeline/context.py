@@ -108,6 +108,8 @@ class RequestContext:
     cache_hit_tokens: int = 0
     # The answer, kept by reference (no copy) for ``ledger.store_content``.
     response: dict[str, Any] | None = None
+    cache_entry: Any = None
+    """The ``CacheEntry`` a cache hit answered from (its ``response`` decodes on first use)."""
     output_parts: list[str] | None = None
     # Set by the costing step (``pipeline/costing.py``); None cost = unpriced, never $0.
     cost_usd: float | None = None
