@@ -185,3 +185,31 @@ async def test_redis_backend_across_two_processes(tmp_path: Path, redis_prefix: 
         ).fetchone()
     assert ok == statuses.count(200)
     assert 0 < total <= limit  # one Redis, two processes, never overrun
+
+
+async def test_embeddings_partly_cached_then_refused_cost_nothing_and_are_priced(
+    fake: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    """A refused request spent nothing, even when some of its embedding items were found in
+    the cache first: its row costs $0 and is not flagged unpriced."""
+    budget = {
+        "id": "acme-tokens",
+        "scope": "tenant",
+        "subject": "acme",
+        "period": "daily",
+        "limit_tokens": 12,
+        "policy": "reject",
+    }
+    cache = {"enabled": True, "disk_path": str(tmp_path / "cache")}
+    async with budget_app(fake, tmp_path, budget, cache=cache) as (app, client, auth):
+        body = {"model": "text-embedding-3-small", "input": ["alpha beta"]}
+        first = await client.post("/v1/embeddings", json=body, headers=auth)
+        assert first.status_code == 200
+        long_item = "gamma delta " * 20
+        refused = await client.post(
+            "/v1/embeddings", json={**body, "input": ["alpha beta", long_item]}, headers=auth
+        )
+        assert refused.status_code == 429, refused.text
+        row = await app.gateway.request_record(refused.headers["x-thrifty-request-id"])
+        assert row is not None and "cache_items:1/2" in row["flags"]
+        assert row["unpriced"] is False and row["cost_usd"] == 0 and row["saved_usd"] == 0

@@ -129,7 +129,11 @@ class Costing:
         ctx.usage_parsed = usage
         ctx.unpriced = False
         dep = ctx.deployment
-        if usage.total_tokens == 0 and not ctx.cache_hit_tokens:
+        if (usage.total_tokens == 0 and not ctx.cache_hit_tokens) or (
+            dep is None and ctx.error is not None
+        ):
+            # Nothing was spent: no tokens, or refused before any provider (or cache entry of a
+            # known model) answered, e.g. embeddings partly cached, then over budget.
             ctx.cost_usd = 0.0
             ctx.baseline_cost_usd = 0.0 + ctx.saved_usd
             return
