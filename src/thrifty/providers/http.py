@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any, Generic, TypeVar
@@ -289,10 +290,11 @@ class HTTPProvider:
 P = TypeVar("P", bound=HTTPProvider)
 
 
-class ResponseStream(Generic[P]):
+class ResponseStream(ABC, Generic[P]):
     """What every adapter's stream shares (an ``UpstreamStream``): the open response, its
-    headers, ``aclose``, iteration through the subclass's ``_events``, and decoding one event's
-    JSON object with the adapter's protocol errors."""
+    headers, ``aclose``, iteration through the subclass's ``_events`` (abstract: each adapter
+    decodes its own wire events), and decoding one event's JSON object with the adapter's
+    protocol errors."""
 
     def __init__(self, provider: P, deployment: Deployment, resp: Response) -> None:
         self._provider = provider
@@ -306,8 +308,9 @@ class ResponseStream(Generic[P]):
     def __aiter__(self) -> AsyncIterator[StreamEvent]:
         return self._events()
 
+    @abstractmethod
     def _events(self) -> AsyncIterator[StreamEvent]:
-        raise NotImplementedError
+        """The adapter's events, decoded from ``self._resp``."""
 
     def _json_object(self, payload: bytes, what: str = "a stream event") -> dict[str, Any]:
         p, dep = self._provider, self._deployment
