@@ -87,4 +87,9 @@ def test_env_providers_and_fake_fallback() -> None:
     assert not real.uses_fake_providers
     assert set(real.providers) == {"openai", "anthropic"}
     assert real.providers["openai"].api_key == "sk-x"
+    # Anthropic (and Gemini) through their native adapters, at the kind's default endpoint
+    assert real.providers["anthropic"].kind == "anthropic"
+    assert real.providers["anthropic"].resolved_base_url() == "https://api.anthropic.com"
+    gemini = config_from_env({"GEMINI_API_KEY": "g"}).providers["gemini"]
+    assert gemini.kind == "gemini" and gemini.api_key == "g"
     assert any(m.name.startswith("claude") for m in real.models)

@@ -243,13 +243,14 @@ def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Co
     return config_from_dict(data, env=env, source=str(p))
 
 
-# Providers detected from the environment when there is no config file. All speak the
-# OpenAI wire format (Anthropic, Gemini, Mistral and DeepSeek through their OpenAI-compatible
-# endpoints) until the native adapters land.
-_ENV_PROVIDERS: tuple[tuple[str, str, str, tuple[tuple[str, str], ...]], ...] = (
+# Providers detected from the environment when there is no config file: (variable, provider
+# name, kind, base_url (None: the kind's default), models). Anthropic and Gemini use their native
+# adapters; the others speak the OpenAI wire format.
+_ENV_PROVIDERS: tuple[tuple[str, str, str, str | None, tuple[tuple[str, str], ...]], ...] = (
     (
         "OPENAI_API_KEY",
         "openai",
+        "openai_compatible",
         "https://api.openai.com/v1",
         (
             ("gpt-4o", "chat"),
@@ -264,36 +265,42 @@ _ENV_PROVIDERS: tuple[tuple[str, str, str, tuple[tuple[str, str], ...]], ...] = 
     (
         "ANTHROPIC_API_KEY",
         "anthropic",
-        "https://api.anthropic.com/v1",
+        "anthropic",
+        None,
         (("claude-sonnet-5-5", "chat"), ("claude-haiku-4-5", "chat"), ("claude-opus-5-5", "chat")),
     ),
     (
         "GEMINI_API_KEY",
         "gemini",
-        "https://generativelanguage.googleapis.com/v1beta/openai",
+        "gemini",
+        None,
         (("gemini-2.5-pro", "chat"), ("gemini-2.5-flash", "chat")),
     ),
     (
         "MISTRAL_API_KEY",
         "mistral",
+        "openai_compatible",
         "https://api.mistral.ai/v1",
         (("mistral-large-latest", "chat"), ("mistral-small-latest", "chat")),
     ),
     (
         "DEEPSEEK_API_KEY",
         "deepseek",
+        "openai_compatible",
         "https://api.deepseek.com/v1",
         (("deepseek-chat", "chat"), ("deepseek-reasoner", "chat")),
     ),
     (
         "GROQ_API_KEY",
         "groq",
+        "openai_compatible",
         "https://api.groq.com/openai/v1",
         (("llama-3.3-70b-versatile", "chat"),),
     ),
     (
         "TOGETHER_API_KEY",
         "together",
+        "openai_compatible",
         "https://api.together.xyz/v1",
         (("meta-llama/Llama-3.3-70B-Instruct-Turbo", "chat"),),
     ),
@@ -315,13 +322,11 @@ def config_from_env(env: Mapping[str, str] | None = None, **overrides: Any) -> C
     env = os.environ if env is None else env
     providers: dict[str, Any] = {}
     models: list[dict[str, Any]] = []
-    for var, name, base_url, names in _ENV_PROVIDERS:
+    for var, name, kind, base_url, names in _ENV_PROVIDERS:
         if env.get(var):
-            providers[name] = {
-                "kind": "openai_compatible",
-                "base_url": base_url,
-                "api_key": env[var],
-            }
+            providers[name] = {"kind": kind, "api_key": env[var]}
+            if base_url is not None:
+                providers[name]["base_url"] = base_url
             for model, mode in names:
                 models.append({"name": model, "mode": mode, "provider": name, "model": model})
     source = "environment"
