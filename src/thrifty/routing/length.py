@@ -47,6 +47,7 @@ from typing import Any
 
 from thrifty.routing.scorers import RequestMeta, text_body
 from thrifty.tokens import count_messages, count_request
+from thrifty.tokens._parts import content_pieces
 from thrifty.tokens.encodings import O200K_BASE, get_encoding
 
 __all__ = ["LengthScorer", "LengthWeights"]
@@ -157,11 +158,17 @@ def _reduce(messages: list[Any], budget: int) -> tuple[list[Any], int, int]:
     return out, kept, removed
 
 
+@lru_cache(maxsize=1)
+def _no_message_tokens() -> int:
+    """The chat-format tokens of a request with no messages (the reply primer)."""
+    return count_messages([], REFERENCE_MODEL)
+
+
 @lru_cache(maxsize=64)
 def _message_tokens(role: str) -> int:
     """The chat-format tokens of a message with ``role`` and no text (reference model)."""
     empty = [{"role": role, "content": ""}]
-    return count_messages(empty, REFERENCE_MODEL) - count_messages([], REFERENCE_MODEL)
+    return count_messages(empty, REFERENCE_MODEL) - _no_message_tokens()
 
 
 def _plain_fixed_tokens(body: Mapping[str, Any], messages: list[Any]) -> int | None:
@@ -169,7 +176,7 @@ def _plain_fixed_tokens(body: Mapping[str, Any], messages: list[Any]) -> int | N
     images, names or tool calls): the chat format's tokens. ``None`` for any other request."""
     if body.get("tools") or body.get("functions"):
         return None
-    total = count_messages([], REFERENCE_MODEL)
+    total = _no_message_tokens()
     for message in messages:
         if not isinstance(message, Mapping):
             continue
@@ -190,18 +197,13 @@ def _plain_text_tokens(messages: list[Any]) -> int:
     """The reference tokenizer's count of the message texts of a plain chat (see
     ``_plain_fixed_tokens``): what ``count_request`` adds to the chat format's tokens."""
     encode = get_encoding(O200K_BASE).encode_ordinary
-    total = 0
-    for message in messages:
-        if not isinstance(message, Mapping):
-            continue
-        content = message.get("content")
-        if isinstance(content, str):
-            total += len(encode(content)) if content else 0
-        elif isinstance(content, list):
-            for part in content:
-                text = _part_text(part)
-                total += len(encode(text)) if text else 0
-    return total
+    return sum(
+        len(encode(piece))
+        for message in messages
+        if isinstance(message, Mapping)
+        for piece in content_pieces(message.get("content"))[0]
+        if piece
+    )
 
 
 def _prompt_tokens(body: Mapping[str, Any], budget: int) -> int:
