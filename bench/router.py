@@ -20,7 +20,9 @@ short chat prompts ("short", ~10 word pieces). ``learned`` includes embedding th
 text per call, the shared int8 MiniLM on one thread, at the model's cap) and uses the model
 fitted on all rows; ``learned @256`` is the same decision embedding the first 256 word pieces
 (as before the cap was lowered; latency only). ``length (tokens given)`` is the length scorer
-when the caller already counted the prompt (``RequestMeta``); ``learned (embedding given)``
+when the caller already counted the prompt (``RequestMeta``), ``length (exact count)`` the same
+scorer tokenizing the text with o200k instead of estimating it (the baseline of the estimate, in
+quality and latency); ``learned (embedding given)``
 scores a vector already computed. "warm" is each body's best of two more calls made right after
 its timed one: the work itself, without the first touch of a new prompt's data and the
 interrupts that a single call on a shared VM catches (they set most of a cheap scorer's p99).
@@ -56,7 +58,7 @@ sys.path.insert(0, str(REPO / "src"))
 from thrifty.cache.embedder import MODEL_ID, get_embedder
 from thrifty.routing import metrics
 from thrifty.routing.learned import LearnedModel, LearnedScorer
-from thrifty.routing.length import LengthScorer
+from thrifty.routing.length import LengthScorer, LengthWeights
 from thrifty.routing.rules import SEED_KEYWORD_RULES, RulesScorer
 from thrifty.routing.scorers import (
     LEARNED_MAX_TOKENS,
@@ -267,6 +269,7 @@ def main() -> None:
     print(f"embeddings (≤ {cap}, {cut}) ready in {time.perf_counter() - t0:.1f} s", flush=True)
 
     length, rules = LengthScorer(), RulesScorer.from_config(SEED_KEYWORD_RULES)
+    exact_length = LengthScorer(LengthWeights(exact=True))
     groups = near_duplicate_groups(data.prompts, vectors)
     folds = group_folds(groups, args.folds, args.seed)
     t0 = time.perf_counter()
@@ -274,6 +277,7 @@ def main() -> None:
     print(f"cross-validated in {time.perf_counter() - t0:.1f} s", flush=True)
     scores: dict[str, np.ndarray | None] = {
         "length": np.array([length.score_text(p) for p in data.prompts]),
+        "length (exact count)": np.array([exact_length.score_text(p) for p in data.prompts]),
         "rules (seed keywords)": np.array([rules.score_text(p) for p in data.prompts]),
         f"learned (CV, ≤ {cap} word pieces, {cut})": cv.scores,
         "random": metrics.random_scores(len(data), args.seed),
@@ -301,6 +305,7 @@ def main() -> None:
     deciders: dict[str, Scorer | Callable[[dict[str, Any]], object]] = {
         "length": length,
         "length (tokens given)": lambda b: length.score(b, counted),
+        "length (exact count)": exact_length,
         "rules (seed keywords)": rules,
         "learned": learned,
         "learned @256": at_256,
