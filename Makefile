@@ -3,6 +3,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# OpenSSL 1.1 for the Redis Stack test server (tests/redis_stack.py): unpacked, not installed.
+REDIS_STACK_LIBS := $(VENV)/redis-stack-libs/.unpacked
 
 .PHONY: demo test check lint format bench clean
 
@@ -12,10 +14,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+$(REDIS_STACK_LIBS): $(STAMP) tests/redis_stack.py
+	$(BIN)/python -m tests.redis_stack install
+	mkdir -p $(dir $(REDIS_STACK_LIBS)) && touch $(REDIS_STACK_LIBS)
+
 demo: $(STAMP)
 	$(BIN)/thrifty demo
 
-test: $(STAMP)
+test: $(STAMP) $(REDIS_STACK_LIBS)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy

@@ -4,6 +4,10 @@ nearest-neighbour negatives included), at the shipped threshold and side by side
 alone. Prints tables; never passes or fails.
 
     .venv/bin/python bench/semantic.py [--sizes 10000 100000] [--queries 300]
+        [--redis-search redis://127.0.0.1:6380/0] [--no-quality]
+
+``--redis-search`` also times the index kept in Redis (``RedisVectorIndex``) on a server with
+vector search, e.g. the Redis Stack the tests use (``tests/redis_stack.py``).
 """
 
 from __future__ import annotations
@@ -82,6 +86,60 @@ def latency(sizes: list[int], queries: int) -> list[tuple[int, float, float, flo
             )
         )
     return rows
+
+
+def redis_search_latency(
+    url: str, sizes: list[int], queries: int
+) -> list[tuple[int, int, float, float]]:
+    """``RedisVectorIndex.search`` round trips against a server with vector search: for each
+    size, the index holding that many entries in one partition, then in 1,000 partitions (the
+    query's own partition then holds size / 1,000)."""
+    import asyncio
+    import uuid
+
+    import redis.asyncio as aioredis
+
+    from thrifty.cache.semantic.redis_search import RedisVectorIndex
+
+    async def run() -> list[tuple[int, int, float, float]]:
+        client = aioredis.from_url(url)
+        rng = np.random.default_rng(0)
+        rows = []
+        try:
+            for size in sizes:
+                for parts in (1, 1000):
+                    idx = RedisVectorIndex(client, f"bench-{uuid.uuid4().hex[:8]}", "bench", 384)
+                    await idx.ensure()
+                    vectors = rng.standard_normal((size, 384)).astype("<f4")
+                    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+                    for start in range(0, size, 1000):
+                        async with client.pipeline(transaction=False) as pipe:
+                            for i in range(start, min(size, start + 1000)):
+                                fields = {
+                                    "part": idx._tag(f"p{i % parts}"),
+                                    "key": f"k{i}",
+                                    "text": "",
+                                    "v": vectors[i].tobytes(),
+                                }
+                                pipe.hset(f"{idx.doc_prefix}{i}", mapping=fields)
+                            await pipe.execute()
+                    for _ in range(600):  # indexing is asynchronous: wait until all are in
+                        if await idx.count() >= size:
+                            break
+                        await asyncio.sleep(0.1)
+                    timings = []
+                    for q in range(queries + 20):
+                        t0 = time.perf_counter()
+                        await idx.search("p0", vectors[q % size], 3, min_score=0.0)
+                        if q >= 20:
+                            timings.append((time.perf_counter() - t0) * 1000)
+                    rows.append((size, parts, statistics.median(timings), pct(timings, 0.99)))
+                    await client.execute_command("FT.DROPINDEX", idx.name, "DD")
+        finally:
+            await client.aclose()
+        return rows
+
+    return asyncio.run(run())
 
 
 def quality(threshold: float) -> None:
@@ -177,6 +235,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument(
+        "--redis-search",
+        metavar="URL",
+        help="also time the index searched in Redis (a server with vector search: Redis Stack)",
+    )
+    parser.add_argument("--no-quality", action="store_true", help="latency only")
     args = parser.parse_args()
     threshold = SemanticCacheConfig().threshold
     rows = latency(args.sizes, args.queries)
@@ -191,7 +255,19 @@ def main() -> None:
     print("|---:|---:|---:|---:|---:|---:|")
     for size, e, s, g, t, t99 in rows:
         print(f"| {size:,} | {e:.2f} | {s:.2f} | {g:.2f} | {t:.2f} | {t99:.2f} |")
-    quality(threshold)
+    if args.redis_search:
+        print(
+            "\nThe index searched in Redis (`RedisVectorIndex.search`, top 3 of the query's "
+            "partition, one round trip on loopback; compare the search column above)\n"
+        )
+        print("| entries in the index | partitions | search p50 ms | search p99 ms |")
+        print("|---:|---:|---:|---:|")
+        for size, parts, p50, p99 in redis_search_latency(
+            args.redis_search, args.sizes, args.queries
+        ):
+            print(f"| {size:,} | {parts:,} | {p50:.2f} | {p99:.2f} |")
+    if not args.no_quality:
+        quality(threshold)
 
 
 if __name__ == "__main__":

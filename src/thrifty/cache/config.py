@@ -31,6 +31,10 @@ class SemanticCacheConfig(_Frozen):
     threshold: float = Field(0.92, gt=0, le=1)
     guard: bool = True
     max_entries_per_scope: int = Field(100_000, ge=1)
+    redis_index: Literal["auto", "search", "pubsub"] = "auto"
+    """With ``redis.url``: ``search`` keeps the index in Redis and searches it there (the server
+    needs vector search: Redis Stack or Redis 8), ``pubsub`` keeps a copy in every replica that
+    follows the others through pub/sub, ``auto`` uses ``search`` where the server has it."""
 
 
 class S3CacheConfig(_Frozen):

@@ -8,9 +8,13 @@ second check (numbers, negation, polarity, entities, quoted strings, identifiers
 embeddings cannot separate "turn on" from "turn off". A client refuses semantic hits with
 ``x-thrifty-cache: no-semantic``; a route with ``semantic: false``.
 
-In scale-out mode each replica's index follows the others through Redis: every addition is
-published and kept in a Redis hash (named by the embedder's ``MODEL_ID``) that a starting replica
-loads. In the embedded mode the index is saved at stop; one saved by another embedder (an
+In scale-out mode, where the Redis server has vector search (Redis Stack, Redis 8), the index
+lives in Redis and every replica searches it there (``cache.semantic.redis_index``; entries
+expire with their answers). Otherwise each replica's index follows the others through Redis:
+every addition is published and kept in a Redis hash (named by the embedder's ``MODEL_ID``) that a
+starting replica loads (``cache.semantic.redis_index: pubsub`` chooses this).
+
+In the embedded mode the index is saved at stop; one saved by another embedder (an
 upgrade that changed the vectors) is re-embedded from its stored questions in the background at
 start, and is saved with the new vectors at the next stop (a stop before it finishes keeps what
 was re-embedded).
@@ -35,13 +39,17 @@ from thrifty.cache.keys import DENY, digest, scope_of
 from thrifty.cache.semantic.guard import Guard
 from thrifty.cache.semantic.index import SemanticIndex
 from thrifty.cache.semantic.persist import saved_model_id
+from thrifty.cache.semantic.redis_search import RedisVectorIndex, has_vector_search
 from thrifty.cache.tiered import TieredCache
 from thrifty.config import CacheConfig, RedisConfig
+from thrifty.errors import ConfigError
 from thrifty.pipeline.cache import CachePolicy, CacheStage
 from thrifty.pipeline.context import RequestContext
 from thrifty.pipeline.outcome import Outcome
 
 log = logging.getLogger("thrifty.cache")
+SHARED_TIMEOUT_S = 1.0
+"""Longest wait for the index in Redis before a lookup counts as a miss."""
 
 
 def last_user_text(body: dict[str, Any]) -> str | None:
@@ -61,6 +69,11 @@ def partition(ctx: RequestContext, scope: str) -> str:
     params = {k: v for k, v in body.items() if k not in DENY and k not in ("messages", "model")}
     context = digest((body.get("messages") or [])[:-1])
     return f"{scope}|{ctx.requested_model}|{context}|{digest(params)}"
+
+
+def _index_missing(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "index" in text and ("no such" in text or "unknown" in text)
 
 
 class SemanticStage:
@@ -83,6 +96,8 @@ class SemanticStage:
         self._redis = redis
         # Keyed by the vector space: replicas embedding with another model never mix their vectors.
         self._hash = f"{redis_config.prefix}:semantic:{MODEL_ID}:entries"
+        self._prefix = redis_config.prefix
+        self.shared: RedisVectorIndex | None = None  # the index in Redis, when searched there
         self._channel = f"{redis_config.prefix}:semantic:{MODEL_ID}:add"
         self._path = Path(config.disk_path) / "semantic" if config.disk_path else None
         self._listener: asyncio.Task[None] | None = None
@@ -110,7 +125,11 @@ class SemanticStage:
         await asyncio.to_thread(self._embedder.load)
         # The guard's WordNet relations (~1 s to read): at start-up, not in the first request.
         await asyncio.to_thread(wordnet)
-        if self._redis is not None:
+        if self._redis is not None and await self._use_redis_search():
+            self.shared = RedisVectorIndex(self._redis, self._prefix, MODEL_ID, self.index.dim)
+            await self.shared.ensure()
+            log.info("semantic index: searched in Redis (%s)", self.shared.name)
+        elif self._redis is not None:
             await self._bootstrap()
             self._listener = asyncio.create_task(self._listen(), name="thrifty-semantic-sync")
         elif self._path is not None and self._path.exists():
@@ -127,6 +146,22 @@ class SemanticStage:
                     self.index.model_id,
                 )
                 self._reembedding = asyncio.create_task(self._reembed(self._path))
+
+    async def _use_redis_search(self) -> bool:
+        mode = self.config.semantic.redis_index
+        if mode == "pubsub":
+            return False
+        try:
+            async with asyncio.timeout(5.0):
+                found = await has_vector_search(self._redis)
+        except TimeoutError:
+            found = False
+        if mode == "search" and not found:
+            raise ConfigError(
+                "cache.semantic.redis_index is 'search' but the Redis server has no vector "
+                "search (FT._LIST failed): use Redis Stack or Redis 8, or 'pubsub'"
+            )
+        return found
 
     async def _reembed(self, path: Path) -> None:
         try:
@@ -159,18 +194,36 @@ class SemanticStage:
         part = partition(ctx, scope_of(ctx.principal, scope))
         vector = (await self._embedder.aembed([text]))[0]
         ctx.semantic = (part, vector, text)
-        if not self.index.size(part):
-            return None
         threshold = self.config.semantic.threshold
-        for hit in self.index.search(part, vector, k=3, min_score=threshold):
+        if self.shared is not None:
+            try:
+                async with asyncio.timeout(SHARED_TIMEOUT_S):
+                    hits = await self.shared.search(part, vector, 3, min_score=threshold)
+            except Exception as exc:  # Redis down or slow: a miss, never a failed request
+                log.warning("semantic index in Redis unavailable (%r): treated as a miss", exc)
+                ctx.flags.append("semantic_unavailable")
+                if _index_missing(exc):  # e.g. FLUSHALL: recreate it, entries come back as stored
+                    with contextlib.suppress(Exception):
+                        await self.shared.ensure()
+                return None
+        elif self.index.size(part):
+            hits = self.index.search(part, vector, k=3, min_score=threshold)
+        else:
+            return None
+        for hit in hits:
             if self.config.semantic.guard:
                 verdict = self.guard.check(text, hit.meta.get("text", ""))
                 if not verdict.ok:
                     ctx.flags.append(f"semantic_rejected:{verdict.reason}")
                     continue
             found = await self.cache.get(hit.key)
-            if found is None:
-                self.index.remove(part, hit.key)  # the entry expired or was invalidated
+            if found is None:  # the entry expired or was invalidated
+                if self.shared is not None:
+                    with contextlib.suppress(Exception):  # it expires anyway
+                        async with asyncio.timeout(SHARED_TIMEOUT_S):
+                            await self.shared.remove(hit.key)
+                else:
+                    self.index.remove(part, hit.key)
                 continue
             outcome = self.exact.answer(ctx, CacheEntry.decode(found[0]), "semantic")
             ctx.cache_status = "semantic"
@@ -184,6 +237,13 @@ class SemanticStage:
         if ctx.semantic is None:
             return
         part, vector, text = ctx.semantic
+        if self.shared is not None:
+            added = asyncio.wait_for(
+                self.shared.add(part, key, vector, text, ctx.cache_ttl_s), SHARED_TIMEOUT_S
+            )
+            task = asyncio.get_running_loop().create_task(added)
+            task.add_done_callback(lambda t: t.exception())
+            return
         self.index.add(part, key, vector, {"text": text})
         if self._redis is not None:
             record = orjson.dumps(
@@ -198,7 +258,7 @@ class SemanticStage:
             task.add_done_callback(lambda t: t.exception())
 
     async def _share(self, key: str, record: bytes) -> None:
-        async with asyncio.timeout(1.0):
+        async with asyncio.timeout(SHARED_TIMEOUT_S):
             await self._redis.hset(self._hash, key, record)
             await self._redis.publish(self._channel, record)
 
