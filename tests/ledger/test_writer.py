@@ -557,3 +557,23 @@ def test_insert_plan_sends_what_sqlalchemy_would(dialect_name: str) -> None:
             proc = ledger.c[name].type.dialect_impl(dialect).bind_processor(dialect)
             want = row[name] if proc is None else proc(row[name])
             assert value == want and type(value) is type(want), name
+
+
+def test_sqlite_datetimes_are_formatted_as_sqlalchemy_formats_them() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from sqlalchemy.dialects import sqlite
+
+    from thrifty.ledger.writer import sqlite_datetime
+
+    dialect = sqlite.dialect()
+    proc = sqlite.DATETIME().bind_processor(dialect)
+    values = [
+        datetime(2026, 11, 22, 21, 30, 14, 123456, tzinfo=UTC),
+        datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),  # no microseconds
+        datetime(2026, 1, 2, 3, 4, 5, 7),  # naive
+        datetime(999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=2))),
+        None,
+    ]
+    for value in values:
+        assert sqlite_datetime(value) == proc(value), value

@@ -36,6 +36,7 @@ from thrifty.db.schema import ledger
 log = logging.getLogger("thrifty.ledger")
 
 Row = dict[str, Any]
+_SQLITE_DATETIME = sqlite.DATETIME._storage_format  # the format sqlite_datetime writes
 _DATETIME_COLUMNS = ("started_at", "first_byte_at", "ended_at")
 
 
@@ -51,11 +52,21 @@ def _decode(line: bytes) -> Row:
     return row
 
 
+def sqlite_datetime(value: datetime | None) -> str | None:
+    """What SQLAlchemy's SQLite ``DATETIME`` bind processor makes of ``value`` (its default
+    storage format, ``YYYY-MM-DD HH:MM:SS.ffffff``, time zone dropped) in ~0.8 µs instead of
+    ~1.3 µs: three per ledger row."""
+    if value is None:
+        return None
+    return value.isoformat(" ", "microseconds")[:26]  # the UTC offset cut off
+
+
 class InsertPlan:
     """The ledger insert, compiled once for a dialect: its SQL with positional parameters, and per
-    column SQLAlchemy's own bind processor. ``params`` turns row dicts into the tuples SQLAlchemy
-    would send, so the batch goes to the driver as one ``executemany`` without SQLAlchemy's
-    per-row parameter processing, which ran on the event loop at ~25 µs a row."""
+    column SQLAlchemy's own bind processor (SQLite's ``DATETIME`` one replaced by the equivalent
+    ``sqlite_datetime``). ``params`` turns row dicts into the tuples SQLAlchemy would send, so the
+    batch goes to the driver as one ``executemany`` without SQLAlchemy's per-row parameter
+    processing, which ran on the event loop at ~25 µs a row."""
 
     def __init__(self, dialect: Dialect) -> None:
         insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
@@ -70,8 +81,11 @@ class InsertPlan:
         self._procs: list[tuple[int, Callable[[Any], Any]]] = []
         self._floats: list[int] = []  # to_float columns: a float or None passes as it is
         for i, name in enumerate(names):
-            proc = ledger.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-            if proc is not None and getattr(proc, "__name__", "") == "to_float":
+            impl = ledger.c[name].type.dialect_impl(dialect)
+            proc = impl.bind_processor(dialect)
+            if isinstance(impl, sqlite.DATETIME) and impl._storage_format == _SQLITE_DATETIME:
+                self._procs.append((i, sqlite_datetime))
+            elif proc is not None and getattr(proc, "__name__", "") == "to_float":
                 self._floats.append(i)
             elif proc is not None:
                 self._procs.append((i, proc))
