@@ -174,3 +174,37 @@ async def test_rated_semantic_hits_become_calibration_pairs(
             "label": False,
         }
     ]
+
+
+async def test_expired_answers_leave_the_shared_records(
+    fake: FakeOpenAIServer, tmp_path: Path, redis_prefix: str
+) -> None:
+    """Pub/sub mode: each shared record carries its answer's expiry; replicas prune expired
+    records from the Redis hash, and a starting replica neither loads nor keeps them."""
+    redis = {"url": redis_url(), "prefix": redis_prefix}
+
+    async def shared_records(s: CacheStack, n: int) -> None:
+        stage = s.app.gateway.semantic
+        for _ in range(100):
+            if await s.app.gateway.redis.hlen(stage._hash) == n:
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"the shared hash never held {n} records")
+
+    async with cache_stack(fake, tmp_path / "a", redis=redis, ttl_s=0.3, **SEMANTIC) as a:
+        stage = a.app.gateway.semantic
+        await ask(a, "How do I reset my password?")
+        await shared_records(a, 1)
+        assert await stage.prune() == 0  # not expired yet
+        await asyncio.sleep(0.4)
+        assert await stage.prune() == 1
+        await shared_records(a, 0)
+        await ask(a, "How do I cancel my subscription?")
+        await shared_records(a, 1)
+        await asyncio.sleep(0.4)
+    # A replica stopped right after it started once hung: redis-py swallowed the cancellation of
+    # its sync task while it was still subscribing.
+    async with asyncio.timeout(20):
+        async with cache_stack(fake, tmp_path / "b", redis=redis, **SEMANTIC) as b:
+            assert len(b.app.gateway.semantic.index) == 0  # the expired record was not loaded
+            await shared_records(b, 0)  # and the start dropped it from Redis

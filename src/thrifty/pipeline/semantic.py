@@ -12,7 +12,9 @@ In scale-out mode, where the Redis server has vector search (Redis Stack, Redis 
 lives in Redis and every replica searches it there (``cache.semantic.redis_index``; entries
 expire with their answers). Otherwise each replica's index follows the others through Redis:
 every addition is published and kept in a Redis hash (named by the embedder's ``MODEL_ID``) that a
-starting replica loads (``cache.semantic.redis_index: pubsub`` chooses this).
+starting replica loads (``cache.semantic.redis_index: pubsub`` chooses this). Each record carries
+its answer's expiry: expired ones are not loaded, and every replica deletes them from the hash at
+start and every ``PRUNE_INTERVAL_S``.
 
 In the embedded mode the index is saved at stop; one saved by another embedder (an
 upgrade that changed the vectors) is re-embedded from its stored questions in the background at
@@ -27,6 +29,7 @@ import base64
 import contextlib
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +53,8 @@ from thrifty.pipeline.outcome import Outcome
 log = logging.getLogger("thrifty.cache")
 SHARED_TIMEOUT_S = 1.0
 """Longest wait for the index in Redis before a lookup counts as a miss."""
+PRUNE_INTERVAL_S = 600.0
+"""How often a replica deletes the expired records from the shared hash (pub/sub mode)."""
 
 
 def last_user_text(body: dict[str, Any]) -> str | None:
@@ -101,6 +106,7 @@ class SemanticStage:
         self._channel = f"{redis_config.prefix}:semantic:{MODEL_ID}:add"
         self._path = Path(config.disk_path) / "semantic" if config.disk_path else None
         self._listener: asyncio.Task[None] | None = None
+        self._pruner: asyncio.Task[None] | None = None
         self._embedder: Any = None
         self._reembedding: asyncio.Task[None] | None = None
         self._stop_reembed = threading.Event()
@@ -132,6 +138,9 @@ class SemanticStage:
         elif self._redis is not None:
             await self._bootstrap()
             self._listener = asyncio.create_task(self._listen(), name="thrifty-semantic-sync")
+            self._pruner = asyncio.create_task(
+                self._prune_every(PRUNE_INTERVAL_S), name="thrifty-semantic-prune"
+            )
         elif self._path is not None and self._path.exists():
             saved_by = await asyncio.to_thread(saved_model_id, self._path)
             if saved_by == self.index.model_id:
@@ -177,10 +186,15 @@ class SemanticStage:
         if self._reembedding is not None:
             self._stop_reembed.set()
             await self._reembedding
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._listener
+        pending = {t for t in (self._listener, self._pruner) if t is not None}
+        for _ in range(4):  # redis-py can swallow a cancellation that lands while it subscribes
+            if not pending:
+                break
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.5)
+        if pending:
+            log.warning("semantic index: the Redis sync task did not stop; leaving it")
         if self._redis is None and self._path is not None and len(self.index):
             await asyncio.to_thread(self.index.save, self._path)
 
@@ -252,6 +266,7 @@ class SemanticStage:
                     "key": key,
                     "text": text,
                     "v": base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode(),
+                    "exp": round(time.time() + ctx.cache_ttl_s, 3),
                 }
             )
             task = asyncio.get_running_loop().create_task(self._share(key, record))
@@ -262,20 +277,52 @@ class SemanticStage:
             await self._redis.hset(self._hash, key, record)
             await self._redis.publish(self._channel, record)
 
-    def _add_record(self, raw: bytes) -> None:
+    def _add_record(self, raw: bytes) -> bool:
+        """Index a shared record; ``False`` when its answer has expired (not indexed)."""
         d = orjson.loads(raw)
+        if d.get("exp", float("inf")) <= time.time():  # records before "exp" never expire here
+            return False
         vector = np.frombuffer(base64.b64decode(d["v"]), dtype="<f4")
         self.index.add(d["part"], d["key"], vector, {"text": d["text"]})
+        return True
 
     async def _bootstrap(self) -> None:
+        """Load the shared records; drop the expired ones from Redis."""
         try:
             async with asyncio.timeout(5.0):
-                records = await self._redis.hvals(self._hash)
+                records = await self._redis.hgetall(self._hash)
         except Exception as exc:
             log.warning("semantic index: could not load from Redis (%s)", exc)
             return
-        for raw in records:
-            self._add_record(raw)
+        expired = [key for key, raw in records.items() if not self._add_record(raw)]
+        await self._forget(expired)
+
+    async def prune(self) -> int:
+        """Delete the shared records whose answers have expired; their number."""
+        now = time.time()
+        expired = [
+            key
+            async for key, raw in self._redis.hscan_iter(self._hash, count=500)
+            if orjson.loads(raw).get("exp", float("inf")) <= now
+        ]
+        await self._forget(expired)
+        return len(expired)
+
+    async def _forget(self, fields: list[Any]) -> None:
+        for i in range(0, len(fields), 500):
+            with contextlib.suppress(Exception):  # the next prune tries again
+                await self._redis.hdel(self._hash, *fields[i : i + 500])
+
+    async def _prune_every(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                n = await self.prune()
+            except Exception as exc:
+                log.warning("semantic index: pruning the Redis hash failed (%s)", exc)
+            else:
+                if n:
+                    log.info("semantic index: %d expired records pruned from Redis", n)
 
     async def _listen(self) -> None:
         while True:
