@@ -8,10 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import gateway_config
+from tests.support import FAKE_PROVIDER_KEY, gateway_config
 from thrifty.config import Config
 from thrifty.server.app import ThriftyApp, create_app
-from thrifty.testing import FakeOpenAIServer
+from thrifty.testing import FakeCohereServer, FakeGeminiServer, FakeOpenAIServer
 
 
 @pytest.fixture
@@ -22,6 +22,20 @@ async def fake() -> AsyncIterator[FakeOpenAIServer]:
         yield server
     finally:
         await server.stop()
+
+
+@pytest.fixture
+async def gemini_fake() -> AsyncIterator[FakeGeminiServer]:
+    """A fake Gemini API that accepts ``FAKE_PROVIDER_KEY`` only."""
+    async with FakeGeminiServer(api_key=FAKE_PROVIDER_KEY) as server:
+        yield server
+
+
+@pytest.fixture
+async def cohere_fake() -> AsyncIterator[FakeCohereServer]:
+    """A fake Cohere API that accepts ``FAKE_PROVIDER_KEY`` only."""
+    async with FakeCohereServer(api_key=FAKE_PROVIDER_KEY) as server:
+        yield server
 
 
 @pytest.fixture

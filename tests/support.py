@@ -9,6 +9,8 @@ from typing import Any
 from thrifty.config import Config, config_from_dict
 
 ADMIN_KEY = "admin-test-key"
+FAKE_PROVIDER_KEY = "fake-provider-key"
+"""The API key the shared Gemini and Cohere fakes (``gemini_fake``, ``cohere_fake``) accept."""
 
 
 def gateway_config(base_url: str, tmp_path: Path, **overrides: Any) -> Config:

@@ -11,18 +11,12 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 
-from tests.support import ADMIN_KEY
+from tests.support import ADMIN_KEY, FAKE_PROVIDER_KEY
 from thrifty.config import Config, config_from_dict
 from thrifty.server.app import ThriftyApp
 from thrifty.testing.fake_cohere import FakeCohereServer
 
-KEY = "co-gw-key"
-
-
-@pytest.fixture
-async def cohere_fake() -> AsyncIterator[FakeCohereServer]:
-    async with FakeCohereServer(api_key=KEY) as server:
-        yield server
+KEY = FAKE_PROVIDER_KEY
 
 
 @pytest.fixture

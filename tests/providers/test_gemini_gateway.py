@@ -10,18 +10,12 @@ import httpx
 import pytest
 from openai import AsyncOpenAI
 
-from tests.support import ADMIN_KEY
+from tests.support import ADMIN_KEY, FAKE_PROVIDER_KEY
 from thrifty.config import Config, config_from_dict
 from thrifty.server.app import ThriftyApp
 from thrifty.testing.fake_gemini import FakeGeminiServer
 
-KEY = "gm-gw-key"
-
-
-@pytest.fixture
-async def gemini_fake() -> AsyncIterator[FakeGeminiServer]:
-    async with FakeGeminiServer(api_key=KEY) as server:
-        yield server
+KEY = FAKE_PROVIDER_KEY
 
 
 @pytest.fixture
