@@ -29,7 +29,7 @@ import pytest
 import redis
 
 from tests.processes import free_port
-from tests.redisx import _in_ci
+from tests.support import in_ci
 
 REPO = Path(__file__).resolve().parents[1]
 LIB_DIR = REPO / ".venv" / "redis-stack-libs"
@@ -66,7 +66,7 @@ def _binaries() -> tuple[Path, Path]:
 
 
 def _unavailable(reason: str) -> None:
-    if _in_ci():
+    if in_ci():
         pytest.fail(f"CI requires Redis Stack for the vector-search tests: {reason}")
     pytest.skip(reason)
 

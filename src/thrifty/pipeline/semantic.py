@@ -30,6 +30,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,12 @@ def partition(ctx: RequestContext, scope: str) -> str:
     params = {k: v for k, v in body.items() if k not in DENY and k not in ("messages", "model")}
     context = digest((body.get("messages") or [])[:-1])
     return f"{scope}|{ctx.requested_model}|{context}|{digest(params)}"
+
+
+def _behind(work: Coroutine[Any, Any, Any]) -> None:
+    """Run ``work`` behind the request; a failure is the next lookup's miss, not an error."""
+    task = asyncio.get_running_loop().create_task(work)
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
 
 def _index_missing(exc: BaseException) -> bool:
@@ -163,7 +170,14 @@ class SemanticStage:
         try:
             async with asyncio.timeout(5.0):
                 found = await has_vector_search(self._redis)
-        except TimeoutError:
+        except Exception as exc:
+            if mode == "search":
+                raise
+            log.warning(
+                "semantic index: could not ask Redis whether it has vector search (%r); "
+                "replicating through pub/sub",
+                exc,
+            )
             found = False
         if mode == "search" and not found:
             raise ConfigError(
@@ -252,11 +266,8 @@ class SemanticStage:
             return
         part, vector, text = ctx.semantic
         if self.shared is not None:
-            added = asyncio.wait_for(
-                self.shared.add(part, key, vector, text, ctx.cache_ttl_s), SHARED_TIMEOUT_S
-            )
-            task = asyncio.get_running_loop().create_task(added)
-            task.add_done_callback(lambda t: t.exception())
+            added = self.shared.add(part, key, vector, text, ctx.cache_ttl_s)
+            _behind(asyncio.wait_for(added, SHARED_TIMEOUT_S))
             return
         self.index.add(part, key, vector, {"text": text})
         if self._redis is not None:
@@ -269,8 +280,7 @@ class SemanticStage:
                     "exp": round(time.time() + ctx.cache_ttl_s, 3),
                 }
             )
-            task = asyncio.get_running_loop().create_task(self._share(key, record))
-            task.add_done_callback(lambda t: t.exception())
+            _behind(self._share(key, record))
 
     async def _share(self, key: str, record: bytes) -> None:
         async with asyncio.timeout(SHARED_TIMEOUT_S):

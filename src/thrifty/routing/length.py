@@ -43,6 +43,7 @@ from typing import Any
 
 from thrifty.routing.scorers import RequestMeta, text_body
 from thrifty.tokens import count_messages, count_request
+from thrifty.tokens.estimate import utf8_bytes
 
 __all__ = ["LengthScorer", "LengthWeights"]
 
@@ -92,13 +93,12 @@ def _text_bytes(messages: list[Any]) -> int:
         if not isinstance(message, Mapping):
             continue
         content = message.get("content")
-        if isinstance(content, str):
-            total += len(content) if content.isascii() else len(content.encode("utf-8", "replace"))
-        elif isinstance(content, list):
-            for part in content:
+        parts = [content] if isinstance(content, str) else content
+        if isinstance(parts, list):
+            for part in parts:
                 text = _part_text(part)
                 if text:
-                    total += len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
+                    total += utf8_bytes(text)
     return total
 
 

@@ -130,6 +130,8 @@ def apply_factor(o200k_tokens: int, factor: float) -> int:
 
 def utf8_bytes(text: str) -> int:
     """UTF-8 byte length of ``text`` (lone surrogates count as 3 bytes)."""
+    if text.isascii():  # no copy for the common case
+        return len(text)
     return len(text.encode("utf-8", "surrogatepass"))
 
 

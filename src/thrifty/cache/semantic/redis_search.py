@@ -38,10 +38,13 @@ __all__ = ["RedisVectorIndex", "has_vector_search"]
 
 
 async def has_vector_search(redis: Any) -> bool:
-    """Whether the server answers the search module's ``FT._LIST`` (Redis Stack, Redis 8)."""
+    """Whether the server answers the search module's ``FT._LIST`` (Redis Stack, Redis 8).
+    Connection errors propagate: an unreachable server says nothing either way."""
+    from redis.exceptions import ResponseError  # the redis extra: only with a Redis client
+
     try:
         await redis.execute_command("FT._LIST")
-    except Exception:  # "unknown command": a plain Redis
+    except ResponseError:  # "unknown command": a plain Redis
         return False
     return True
 
