@@ -11,15 +11,13 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
+from tests.support import in_ci
+
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
 
 def redis_url() -> str:
     return os.environ.get("THRIFTY_TEST_REDIS_URL") or DEFAULT_URL
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
 @pytest.fixture
@@ -31,7 +29,7 @@ async def redis_prefix() -> AsyncIterator[str]:
     except Exception as exc:
         await client.aclose()
         reason = f"Redis at {redis_url()} is unreachable: {exc!r}"
-        if _in_ci():
+        if in_ci():
             pytest.fail(f"CI requires the real Redis: {reason}")
         pytest.skip(reason)
     prefix = f"thrifty-test-{uuid.uuid4().hex[:12]}"

@@ -44,4 +44,4 @@ def chat_body(text: str = "Hello there", **extra: Any) -> dict[str, Any]:
 
 
 def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
