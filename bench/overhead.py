@@ -12,7 +12,8 @@ raw-ASGI pass-through proxy (``bench/floor_proxy.py``) as a third target: the Py
 
 Every request body is unique (a counter in the last message), so Thrifty's response cache
 misses: the table is the cache-miss path (lookup, upstream call, storing the answer).
-``--cache-hit`` adds Thrifty with identical bodies, answered from its cache;
+``--cache-hit`` adds, for Thrifty and each variant, a target with identical bodies, answered from
+its cache;
 ``--config-variant YAML`` adds a Thrifty whose config has that YAML too (its own directory and
 database), e.g. ``"cache: {disk_path: null}"``; ``--variant=--gc-freeze`` adds a Thrifty started
 by ``bench/serve_variant.py`` with that process tweak. All targets share the rounds.
@@ -184,9 +185,11 @@ def stack(
             targets.append(
                 Target(name, f"http://127.0.0.1:{vport}", {"gateway": vpid, **up}, vpid, vkey)
             )
-        if cache_hit:  # the same gateway, identical bodies: answered from its response cache
-            t = targets[1]
-            targets.append(Target("thrifty cache-hit", t.base, t.pids, t.proc_pid, t.key, False))
+        if cache_hit:  # the same gateways, identical bodies: answered from their response cache
+            for t in list(targets[1:]):
+                targets.append(
+                    Target(f"{t.name} cache-hit", t.base, t.pids, t.proc_pid, t.key, False)
+                )
         if floor:
             fport = free_port()
             fl = es.enter_context(
