@@ -200,6 +200,21 @@ def test_negation_with_an_antonym_is_two_flips() -> None:
     assert not Guard(checks=["negation"]).check("Is it required?", "Is it not optional?")
 
 
+def test_negations_are_counted_not_paired_off() -> None:
+    """Two negations in different clauses do not cancel: 0 against 2 is a different claim."""
+    verdict = guard.check(
+        "Dask is a parallel computing library for data that fits in memory.",
+        "Dask is not a parallel computing library for data that fits in memory without disk.",
+    )
+    assert (verdict.ok, verdict.reason) == (False, "negation")
+    assert verdict.detail == "0 negation(s) vs 2"
+    # the same number of negations on both sides, worded differently, is a paraphrase
+    assert guard.check(
+        "You can't use the dataset without downloading it.",
+        "The dataset cannot be used without being downloaded.",
+    )
+
+
 def test_substitution_mode_lets_an_extra_entity_through() -> None:
     lenient = Guard(entity_mode="substitution")
     assert lenient.check("Best hotels in Paris", "Best hotels in Paris, Texas")
