@@ -200,6 +200,19 @@ def test_negation_with_an_antonym_is_two_flips() -> None:
     assert not Guard(checks=["negation"]).check("Is it required?", "Is it not optional?")
 
 
+def test_only_the_negated_words_opposite_cancels_the_negation() -> None:
+    """ "not X" passes for X's opposite; an opposite meaning elsewhere explains nothing."""
+    assert guard.check("Is the parameter optional?", "Is the parameter not mandatory?")
+    assert guard.check(
+        "Is the parameter different from the default?", "Is it not the same as the default?"
+    )
+    verdict = guard.check(
+        "Is the public endpoint fast enough for us?",
+        "Is the endpoint not fast enough for us when used with a private key?",
+    )
+    assert (verdict.ok, verdict.reason) == (False, "negation")
+
+
 def test_negations_are_counted_not_paired_off() -> None:
     """Two negations in different clauses do not cancel: 0 against 2 is a different claim."""
     verdict = guard.check(

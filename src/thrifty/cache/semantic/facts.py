@@ -27,7 +27,7 @@ from thrifty.cache.semantic.lexicon import (
     UNITS,
 )
 
-__all__ = ["TextFacts", "code_present", "facts", "word_present"]
+__all__ = ["POLE_OF", "TextFacts", "code_present", "facts", "stems", "word_present"]
 
 _QUOTED = [
     re.compile(r"`([^`\n]{1,200})`"),
@@ -63,12 +63,14 @@ _ORDINAL_SUFFIX = {"st", "nd", "rd", "th"}
 _PARTICLES = {"on", "off", "in", "out", "up", "down"}
 _CURRENCY = {"$": "usd", "€": "eur", "£": "gbp", "¥": "jpy"}
 _DIRECTION = {"to", "into", "than", "vs", "versus"}
+_NOT_NEGATED = {"a", "an", "the", "be", "is", "are", "was", "were", "been", "being", "to", "of"}
+NEGATED_WORDS = 3
 
-_POLE_OF: dict[str, list[tuple[str, int]]] = {}
+POLE_OF: dict[str, list[tuple[str, int]]] = {}
 for _axis, _a, _b in AXES:
     for _pole, _words in ((0, _a), (1, _b)):
         for _word in _words:
-            _POLE_OF.setdefault(_word, []).append((_axis, _pole))
+            POLE_OF.setdefault(_word, []).append((_axis, _pole))
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,7 @@ class TextFacts:
     measures: frozenset[tuple[str, str]]
     units: frozenset[str]
     negations: int
+    negated: frozenset[str]
     poles: frozenset[tuple[str, int]]
     content: frozenset[str]
     entities: frozenset[str]
@@ -102,7 +105,7 @@ def _canon_number(raw: str) -> str:
 
 
 @lru_cache(maxsize=65536)
-def _stems(word: str) -> tuple[str, ...]:
+def stems(word: str) -> tuple[str, ...]:
     out = [word]
     if len(word) > 4 and word.endswith("ing"):
         out += [word[:-3], word[:-3] + "e"]
@@ -184,7 +187,7 @@ def _numbers(tokens: list[str]) -> tuple[set[str], set[str], set[tuple[str, str]
 def _poles(words: list[str]) -> set[tuple[str, int]]:
     poles: set[tuple[str, int]] = set()
     for i, word in enumerate(words):
-        candidates = list(_stems(word))
+        candidates = list(stems(word))
         if any(c in PHRASAL_VERBS for c in candidates):
             verb = next(c for c in candidates if c in PHRASAL_VERBS)
             for particle in words[i + 1 : i + 4]:
@@ -192,12 +195,19 @@ def _poles(words: list[str]) -> set[tuple[str, int]]:
                     candidates.append(f"{verb}_{particle}")
                     break
         for cand in candidates:
-            poles.update(_POLE_OF.get(cand, ()))
+            poles.update(POLE_OF.get(cand, ()))
     return poles
 
 
-def _negations(words: list[str]) -> int:
+def _is_negator(word: str) -> bool:
+    return word in NEGATORS or word.endswith("n't")
+
+
+def _negations(words: list[str]) -> tuple[int, set[str]]:
+    """How many negations, and the stems of the words they negate: the next ``NEGATED_WORDS``
+    words after each negator, articles and forms of "be" skipped ("is not *the same*")."""
     count = 0
+    negated: set[str] = set()
     for i, word in enumerate(words):
         prev = words[i - 1] if i else ""
         nxt = words[i + 1] if i + 1 < len(words) else ""
@@ -205,9 +215,14 @@ def _negations(words: list[str]) -> int:
             continue  # whether or not, not only
         if word == "no" and nxt in ("matter", "doubt"):
             continue  # an answer's leading "No," is stripped before
-        if word in NEGATORS or word.endswith("n't") or word.endswith("n\u2019t"):
+        if _is_negator(word):
             count += 1
-    return count
+            scope = [w for w in words[i + 1 : i + 8] if w not in _NOT_NEGATED]
+            for w in scope[:NEGATED_WORDS]:
+                if _is_negator(w):
+                    break
+                negated.update(stems(w))
+    return count, negated
 
 
 def _entities(text: str) -> set[str]:
@@ -270,12 +285,13 @@ def facts(text: str) -> TextFacts:
         t.lower().replace("\u2019", "'") for t in _TOKEN.findall(plain) if t[0].isalpha()
     ]
     entities = _entities(plain)
+    negations, negated = _negations(plain_words)
     anchors = entities | identifiers | set(UNITS) | FORMAT_WORDS
     return TextFacts(
         norm=_norm_item(body),
         words=frozenset(w for t in words for w in {t, *t.split("'")}),
         plain_stems=frozenset(
-            stem for t in plain_words for w in {t, *t.split("'")} for stem in _stems(w)
+            stem for t in plain_words for w in {t, *t.split("'")} for stem in stems(w)
         ),
         initials="".join(w[0] for w in plain_words),
         quoted=frozenset(quoted),
@@ -284,7 +300,8 @@ def facts(text: str) -> TextFacts:
         soft_numbers=frozenset(soft - strong),
         measures=frozenset(measures),
         units=frozenset(units),
-        negations=_negations(plain_words),
+        negations=negations,
+        negated=frozenset(negated),
         poles=frozenset(_poles(plain_words)),
         content=frozenset(
             w for w in plain_words if len(w) > 1 and w.isalpha() and w not in STOPWORDS
@@ -307,6 +324,6 @@ def code_present(item: str, other: TextFacts) -> bool:
 
 def word_present(item: str, other: TextFacts) -> bool:
     """An entity of one text, named in the other's prose (any inflection, or as an acronym)."""
-    if any(stem in other.plain_stems for stem in _stems(item)) or item in other.identifiers:
+    if any(stem in other.plain_stems for stem in stems(item)) or item in other.identifiers:
         return True
     return 1 < len(item) <= 6 and item.isalpha() and item in other.initials

@@ -15,8 +15,8 @@ must also pass these checks, each of which names its reason when it rejects:
                 ("not a library ... without a server") do not cancel
 ``polarity``    opposite poles of an antonym axis: turn on/off, enable/disable, allow/deny,
                 increase/decrease, before/after, include/exclude, import/export, ...; a negation
-                flip plus one opposite pole cancel out ("not mandatory" = "optional"), as do n
-                extra negations with n oppositions
+                cancels the opposite it negates ("not mandatory" = "optional": one of the three
+                words after the negator opposes the other text), and only that one
 ``contrast``    a content word of one text is the WordNet antonym of one only the other has
                 (buy / sell, win / lose, north / south, big / little), inflections matched by
                 WordNet's morphy rules; synonyms never contrast; a negation flip cancels one
@@ -31,10 +31,11 @@ at start-up, else on the first check (0.7 to 1.4 s, 16 MB); without it that chec
 logged once.
 
 Measured on GPTCache's 999 paraphrase pairs (``devset``, ``bench/semantic.py``): at the shipped
-0.92 the guard lets through no number, entity or identifier near-miss, 1.6% of negation flips
-and 6.3% of antonym swaps; precision 0.915 / recall 0.573 against 0.532 / 0.601 for cosine
-alone (0.895 / 0.854 at 0.85; counting negations instead of pairing them off by parity moved
-0.891 / 0.855 to that). WordNet antonyms catch few of the remaining
+0.92 the guard lets through no number, entity or identifier near-miss, 1.0% of negation flips
+and 5.6% of antonym swaps; precision 0.927 / recall 0.572 against 0.532 / 0.601 for cosine
+alone (0.905 / 0.851 at 0.85; before session 5 counted negations instead of pairing them off by
+parity, and made only the negated word's opposite cancel a negation, 0.891 / 0.855).
+WordNet antonyms catch few of the remaining
 swaps: audio/video, key/value, text/image, train/test, row/column are not antonyms there, and in
 half of the misses the origin never used the swapped word. Wider WordNet relations cost too much
 recall: co-hyponyms (siblings under one hypernym, first sense only) rejected 70 more true
@@ -49,7 +50,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from thrifty.cache.semantic.facts import TextFacts, code_present, facts, word_present
+from thrifty.cache.semantic.facts import (
+    POLE_OF,
+    TextFacts,
+    code_present,
+    facts,
+    stems,
+    word_present,
+)
 from thrifty.cache.semantic.wordnet import WordNet, wordnet
 
 __all__ = ["REASONS", "Guard", "Verdict"]
@@ -144,21 +152,27 @@ class Guard:
                 out.append(axis)
         return out
 
-    def _contrasts(self, a: TextFacts, b: TextFacts) -> list[str]:
+    def _contrasts(self, a: TextFacts, b: TextFacts) -> list[tuple[str, str]]:
         if "contrast" not in self.checks or (wn := wordnet()) is None:
             return []
         return _contrasting(wn, a, b)
 
-    def _oppositions(self, a: TextFacts, b: TextFacts) -> int:
-        """Opposite meanings between the texts; an axis and a WordNet pair often name the same."""
-        axes = self._opposed(a, b) if "polarity" in self.checks else []
-        return max(len(axes), len(self._contrasts(a, b)))
-
     def _explained(self, a: TextFacts, b: TextFacts) -> bool:
-        """Each negation one text has more is matched by one opposite meaning between them:
-        "not mandatory" vs "optional" (two flips cancel)."""
+        """Each negation one text has more negates a word whose opposite the other text says:
+        "not mandatory" vs "optional" (two flips cancel). An opposite meaning elsewhere in the
+        texts explains nothing."""
         flips = abs(a.negations - b.negations)
-        return bool(flips) and "negation" in self.checks and self._oppositions(a, b) == flips
+        if not flips or "negation" not in self.checks:
+            return False
+        more, other = (a, b) if a.negations > b.negations else (b, a)
+        axes = set()
+        if "polarity" in self.checks:
+            for word in more.negated:
+                for axis, pole in POLE_OF.get(word, ()):
+                    if (axis, 1 - pole) in other.poles and (axis, pole) not in other.poles:
+                        axes.add(axis)
+        words = {x for x, _ in self._contrasts(more, other) if more.negated.intersection(stems(x))}
+        return max(len(axes), len(words)) >= flips
 
     def _negation(self, a: TextFacts, b: TextFacts) -> str:
         if a.negations == b.negations or self._explained(a, b):
@@ -175,7 +189,7 @@ class Guard:
         pairs = self._contrasts(a, b)
         if not pairs or self._explained(a, b):
             return ""
-        return ", ".join(pairs)
+        return ", ".join(f"{x} / {y}" for x, y in pairs)
 
     def _entity(self, a: TextFacts, b: TextFacts) -> str:
         only_a = sorted(e for e in a.entities if not word_present(e, b))
@@ -197,8 +211,8 @@ def _opposable(wn: WordNet, content: frozenset[str]) -> tuple[tuple[str, frozens
     return tuple(sorted((w, lemmas) for w in content if (lemmas := wn.lemmas(w))))
 
 
-def _contrasting(wn: WordNet, a: TextFacts, b: TextFacts) -> list[str]:
-    """``"x / y"`` for each word x only ``a`` has that opposes a word y only ``b`` has."""
+def _contrasting(wn: WordNet, a: TextFacts, b: TextFacts) -> list[tuple[str, str]]:
+    """``(x, y)`` for each word x only ``a`` has that opposes a word y only ``b`` has."""
     words_a, words_b = _opposable(wn, a.content), _opposable(wn, b.content)
     if not (words_a and words_b):
         return []
@@ -207,7 +221,7 @@ def _contrasting(wn: WordNet, a: TextFacts, b: TextFacts) -> list[str]:
     only_a = [(w, ls) for w, ls in words_a if not (ls & lemmas_b or word_present(w, b))]
     only_b = [(w, ls) for w, ls in words_b if not (ls & lemmas_a or word_present(w, a))]
     return [
-        f"{x} / {y}"
+        (x, y)
         for x, lx in only_a
         for y, ly in only_b
         if any(wn.opposed(p, q) for p in lx for q in ly)
