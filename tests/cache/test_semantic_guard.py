@@ -7,6 +7,7 @@ import logging
 import pytest
 
 from thrifty.cache.semantic import wordnet as wordnet_module
+from thrifty.cache.semantic.facts import facts
 from thrifty.cache.semantic.guard import REASONS, Guard, Verdict
 from thrifty.cache.semantic.wordnet import wordnet
 
@@ -211,6 +212,19 @@ def test_only_the_negated_words_opposite_cancels_the_negation() -> None:
         "Is the endpoint not fast enough for us when used with a private key?",
     )
     assert (verdict.ok, verdict.reason) == (False, "negation")
+
+
+@pytest.mark.parametrize(
+    ("text", "negations"),
+    [
+        ("Check whether the key is valid or not.", 0),
+        ("Is the key valid or not?", 0),
+        ("Whether or not you pass a key, it runs.", 0),
+        ("If True, or not specified, the token is read from disk.", 1),
+    ],
+)
+def test_or_not_negates_only_what_follows_it(text: str, negations: int) -> None:
+    assert facts(text).negations == negations
 
 
 def test_negations_are_counted_not_paired_off() -> None:

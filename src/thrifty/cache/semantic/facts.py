@@ -203,6 +203,13 @@ def _is_negator(word: str) -> bool:
     return word in NEGATORS or word.endswith("n't")
 
 
+def _alternative(words: list[str], i: int) -> bool:
+    """ "or not" at ``i - 1, i`` offers the alternative ("whether or not", "... valid or not?")
+    rather than negating what follows ("True or not specified")."""
+    nxt = words[i + 1] if i + 1 < len(words) else ""
+    return "whether" in words[max(0, i - 8) : i] or not nxt or nxt in STOPWORDS
+
+
 def _negations(words: list[str]) -> tuple[int, set[str]]:
     """How many negations, and the stems of the words they negate: the next ``NEGATED_WORDS``
     words after each negator, articles and forms of "be" skipped ("is not *the same*")."""
@@ -211,8 +218,8 @@ def _negations(words: list[str]) -> tuple[int, set[str]]:
     for i, word in enumerate(words):
         prev = words[i - 1] if i else ""
         nxt = words[i + 1] if i + 1 < len(words) else ""
-        if word == "not" and (prev == "or" or nxt == "only"):
-            continue  # whether or not, not only
+        if word == "not" and (nxt == "only" or (prev == "or" and _alternative(words, i))):
+            continue  # not only; whether or not, ... or not (but "True or not specified" counts)
         if word == "no" and nxt in ("matter", "doubt"):
             continue  # an answer's leading "No," is stripped before
         if _is_negator(word):

@@ -31,9 +31,9 @@ at start-up, else on the first check (0.7 to 1.4 s, 16 MB); without it that chec
 logged once.
 
 Measured on GPTCache's 999 paraphrase pairs (``devset``, ``bench/semantic.py``): at the shipped
-0.92 the guard lets through no number, entity or identifier near-miss, 1.0% of negation flips
-and 5.6% of antonym swaps; precision 0.927 / recall 0.572 against 0.532 / 0.601 for cosine
-alone (0.905 / 0.851 at 0.85; before session 5 counted negations instead of pairing them off by
+0.92 the guard lets through no number, entity or identifier near-miss, 0.9% of negation flips
+and 5.6% of antonym swaps; precision 0.928 / recall 0.572 against 0.532 / 0.601 for cosine
+alone (0.906 / 0.851 at 0.85; before session 5 counted negations instead of pairing them off by
 parity, and made only the negated word's opposite cancel a negation, 0.891 / 0.855).
 WordNet antonyms catch few of the remaining
 swaps: audio/video, key/value, text/image, train/test, row/column are not antonyms there, and in
