@@ -174,25 +174,24 @@ def quality(threshold: float) -> None:
             f"| {t:.2f}{mark} | {fmt(plain.precision)} | {plain.recall:.3f} | "
             f"{fmt(guarded.precision)} | {guarded.recall:.3f} |"
         )
-    easy = [i for i, p in enumerate(devset) if p.label or p.kind == "random"]
-    pos = [i for i in easy if devset[i].label]
-    for t in (0.85, threshold):
-        hits = [i for i in easy if scores.cosine[i] >= t and scores.guard_ok[i]]
-        true = sum(devset[i].label for i in hits)
-        print(
-            f"\nDevelopment set with random negatives only, threshold {t:.2f} + guard: "
-            f"precision {true / max(1, len(hits)):.3f}, recall {true / len(pos):.3f}"
-        )
-    readme_kinds = {"random", "number", "negation", "entity", "identifier"}
-    named = [i for i, p in enumerate(devset) if p.label or p.kind in readme_kinds]
-    for t in (0.85, threshold):
-        hits = [i for i in named if scores.cosine[i] >= t and scores.guard_ok[i]]
-        true = sum(devset[i].label for i in hits)
-        print(
-            f"\nOnly the near-misses the data's README names (random items, numbers, negations, "
-            f"entities; code identifiers too), threshold {t:.2f} + guard: precision "
-            f"{true / max(1, len(hits)):.3f}, recall {true / len(pos):.3f}"
-        )
+    pos = sum(p.label for p in devset)
+    subsets = {
+        "Development set with random negatives only": {"random"},
+        "Only the near-misses the data's README names (random items, numbers, negations, "
+        "entities; code identifiers too)": {"random", "number", "negation", "entity", "identifier"},
+    }
+    for title, kinds in subsets.items():
+        for t in (0.85, threshold):
+            hits = [
+                i
+                for i, p in enumerate(devset)
+                if (p.label or p.kind in kinds) and scores.cosine[i] >= t and scores.guard_ok[i]
+            ]
+            true = sum(devset[i].label for i in hits)
+            print(
+                f"\n{title}, threshold {t:.2f} + guard: "
+                f"precision {true / max(1, len(hits)):.3f}, recall {true / pos:.3f}"
+            )
     for t in (0.85, threshold):
         point = curve(full_scores, [t], guard=True)[0]
         print(
