@@ -180,12 +180,12 @@ def quality(threshold: float) -> None:
         "Only the near-misses the data's README names (random items, numbers, negations, "
         "entities; code identifiers too)": {"random", "number", "negation", "entity", "identifier"},
     }
-    for title, kinds in subsets.items():
+    for title, wanted in subsets.items():
         for t in (0.85, threshold):
             hits = [
                 i
                 for i, p in enumerate(devset)
-                if (p.label or p.kind in kinds) and scores.cosine[i] >= t and scores.guard_ok[i]
+                if (p.label or p.kind in wanted) and scores.cosine[i] >= t and scores.guard_ok[i]
             ]
             true = sum(devset[i].label for i in hits)
             print(
