@@ -19,6 +19,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -115,7 +116,7 @@ def redis_search_latency(
                     for start in range(0, size, 1000):
                         async with client.pipeline(transaction=False) as pipe:
                             for i in range(start, min(size, start + 1000)):
-                                fields = {
+                                fields: dict[Any, Any] = {
                                     "part": idx._tag(f"p{i % parts}"),
                                     "key": f"k{i}",
                                     "text": "",
