@@ -9,6 +9,9 @@ Set-up (all by the script, in a temp dir, loopback only): the mock upstream
 ``gpt-4o-mini``, a SQLite database, a virtual key from ``thrifty keys create`` (auth on, the
 default), and ``thrifty serve`` (1 worker) once ``/readyz`` answers. ``--floor`` adds a bare
 raw-ASGI pass-through proxy (``bench/floor_proxy.py``) as a third target: the Python floor.
+``--echo-floor`` adds ``bench/echo_app.py`` under the same uvicorn: it parses the JSON body and
+answers it back, with no upstream, so its CPU is what the server alone costs per request on this
+host: the floor under an exact cache hit.
 
 Every request body is unique (a counter in the last message), so Thrifty's response cache
 misses: the table is the cache-miss path (lookup, upstream call, storing the answer).
@@ -154,6 +157,7 @@ def stack(
     variants: tuple[str, ...] = (),
     config_variants: tuple[str, ...] = (),
     cache_hit: bool = False,
+    echo_floor: bool = False,
 ) -> Iterator[tuple[list[Target], str]]:
     """Start the mock upstream, Thrifty (its variants, the floor proxy); yield the targets and
     Thrifty's key. Each gateway gets its own directory, config and SQLite database."""
@@ -190,26 +194,20 @@ def stack(
                 targets.append(
                     Target(f"{t.name} cache-hit", t.base, t.pids, t.proc_pid, t.key, False)
                 )
-        if floor:
+        floors = [("floor", "floor_proxy:app")] if floor else []
+        floors += [("uvicorn echo", "echo_app:app")] if echo_floor else []
+        for name, app in floors:
             fport = free_port()
             fl = es.enter_context(
                 started(
-                    [
-                        *UVICORN,
-                        "floor_proxy:app",
-                        "--app-dir",
-                        str(BENCH_DIR),
-                        "--port",
-                        str(fport),
-                    ],
-                    log=tmp / "floor.log",
+                    [*UVICORN, app, "--app-dir", str(BENCH_DIR), "--port", str(fport)],
+                    log=tmp / f"{app.split(':')[0]}.log",
                     ready_url=f"http://127.0.0.1:{fport}/",
                     env={"FLOOR_UPSTREAM": f"http://127.0.0.1:{mport}/v1"},
                 )
             )
-            targets.append(
-                Target("floor", f"http://127.0.0.1:{fport}", {"gateway": fl.pid, **up}, fl.pid)
-            )
+            pids = {"gateway": fl.pid, **up} if app.startswith("floor") else {"gateway": fl.pid}
+            targets.append(Target(name, f"http://127.0.0.1:{fport}", pids, fl.pid))
         yield targets, key
 
 
@@ -227,6 +225,7 @@ def measure(a: argparse.Namespace) -> list[dict[str, Any]]:
             variants=tuple(a.variant),
             config_variants=tuple(a.config_variant),
             cache_hit=a.cache_hit,
+            echo_floor=a.echo_floor,
         ) as (targets, _):
             names = ", ".join(f"{t.name}={t.base}" for t in targets)
             log(f"set-up {time.monotonic() - t_setup:.1f}s; targets: {names}")
@@ -237,6 +236,8 @@ def measure(a: argparse.Namespace) -> list[dict[str, Any]]:
                 order = targets if rnd % 2 else targets[::-1]
                 for c, stream in plan:
                     for t in order:
+                        if stream and t.name == "uvicorn echo":
+                            continue  # it answers JSON, not SSE
                         r = run_loadgen(
                             t.base + CHAT_PATH,
                             connections=c,
@@ -409,6 +410,11 @@ def main() -> None:
     ap.add_argument("--chunk-delay-ms", type=float, default=0.0)
     ap.add_argument("--payload", choices=("small", "tools"), default="small")
     ap.add_argument("--floor", action="store_true", help="also measure the bare ASGI proxy")
+    ap.add_argument(
+        "--echo-floor",
+        action="store_true",
+        help="also measure uvicorn answering with no app work (bench/echo_app.py)",
+    )
     ap.add_argument(
         "--cache-hit",
         action="store_true",
