@@ -212,6 +212,14 @@ def test_only_the_negated_words_opposite_cancels_the_negation() -> None:
         "Is the endpoint not fast enough for us when used with a private key?",
     )
     assert (verdict.ok, verdict.reason) == (False, "negation")
+    # the negation explains optional / required, not public / private
+    verdict = guard.check(
+        "For public users, is the field not optional?", "For private users, is the field required?"
+    )
+    assert (verdict.ok, verdict.reason, verdict.detail) == (False, "polarity", "public/private")
+    assert guard.check(
+        "For public users, is the field not optional?", "For public users, is the field required?"
+    )
 
 
 @pytest.mark.parametrize(

