@@ -98,6 +98,14 @@ PARAPHRASES = [
         "I don't understand recursion, can you explain it?",
         "Can you explain recursion? I do not understand it.",
     ),
+    # negations reworded: "not X" against X's opposite, or as many negations on each side
+    ("Don't forget to save the file before closing.", "Remember to save the file before closing."),
+    ("This is not possible in Python 3.", "This is impossible in Python 3."),
+    ("There is no need to restart the server.", "Restarting the server is not required."),
+    ("The cache is not shared between tenants.", "Tenants do not share the cache."),
+    ("Never store secrets in the repo.", "Do not keep secrets in the repository."),
+    ("The endpoint is not available on the free plan.", "It is unavailable on the free plan."),
+    ("Make sure the flag is not disabled.", "Make sure the flag is enabled."),
 ]
 
 
