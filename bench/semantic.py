@@ -167,7 +167,7 @@ def quality(threshold: float) -> None:
     def fmt(x: float | None) -> str:
         return "—" if x is None else f"{x:.3f}"
 
-    for t in (0.80, 0.85, 0.90, threshold, 0.95):
+    for t in sorted({0.80, 0.85, 0.90, 0.92, 0.95, threshold}):
         plain = curve(scores, [t], guard=False)[0]
         guarded = curve(scores, [t], guard=True)[0]
         mark = " (shipped)" if t == threshold else ""
@@ -182,7 +182,7 @@ def quality(threshold: float) -> None:
         "entities; code identifiers too)": {"random", "number", "negation", "entity", "identifier"},
     }
     for title, wanted in subsets.items():
-        for t in (0.85, threshold):
+        for t in sorted({0.85, 0.92, threshold}):
             hits = [
                 i
                 for i, p in enumerate(devset)
@@ -193,7 +193,7 @@ def quality(threshold: float) -> None:
                 f"\n{title}, threshold {t:.2f} + guard: "
                 f"precision {true / max(1, len(hits)):.3f}, recall {true / pos:.3f}"
             )
-    for t in (0.85, threshold):
+    for t in sorted({0.85, 0.92, threshold}):
         point = curve(full_scores, [t], guard=True)[0]
         print(
             f"\nWith the {len(full) - len(devset)} nearest-neighbour negatives too, threshold "

@@ -86,6 +86,28 @@ async def test_partitions_context_scope_and_refusal(make_stack) -> None:
         assert warmer.headers["x-thrifty-cache"] == "miss"  # other parameters, other partition
 
 
+async def test_a_route_sets_its_own_threshold(make_stack) -> None:
+    """A use case whose rule asks for 0.995 misses the paraphrase the default threshold serves,
+    and the similarity it was served at is at least the route's threshold."""
+    strict = {"x-thrifty-tags": "use_case=legal"}
+    rules = [{"use_case": "legal", "semantic_threshold": 0.995}]
+    async with make_stack(**SEMANTIC, rules=rules) as s:
+        await ask(s, "How do I reset my password?")
+        assert await ask(s, "What's the way to reset my password?", headers=strict) == "miss"
+        resp = await s.chat(chat_body("How can I reset my password?"))
+        assert resp.headers["x-thrifty-cache"] == "semantic"
+        assert 0.92 <= (await s.row(resp))["cache_similarity"] < 0.995
+
+
+def test_a_route_threshold_out_of_range_is_refused() -> None:
+    from pydantic import ValidationError
+
+    from thrifty.cache.config import CacheRule
+
+    with pytest.raises(ValidationError, match="semantic_threshold"):
+        CacheRule(use_case="legal", semantic_threshold=1.5)
+
+
 async def test_index_survives_a_restart(fake: FakeOpenAIServer, tmp_path: Path) -> None:
     async with cache_stack(fake, tmp_path, **SEMANTIC) as s:
         await ask(s, "How do I cancel my subscription?")

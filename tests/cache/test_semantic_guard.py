@@ -69,6 +69,12 @@ NEAR_MISSES = [
         "identifier",
     ),
     ("What does the --force flag do?", "What does the --quiet flag do?", "identifier"),
+    # each text quotes a name that the other only mentions in prose
+    (
+        "The `features` parameter sets the features type of the dataset.",
+        "The `datasets` parameter sets the type of features of the dataset.",
+        "quoted",
+    ),
     ("Convert JSON to CSV in Python", "Convert CSV to JSON in Python", "order"),
     ("Is Python faster than Go?", "Is Go faster than Python?", "order"),
 ]
@@ -106,6 +112,25 @@ PARAPHRASES = [
     ("Never store secrets in the repo.", "Do not keep secrets in the repository."),
     ("The endpoint is not available on the free plan.", "It is unavailable on the free plan."),
     ("Make sure the flag is not disabled.", "Make sure the flag is enabled."),
+    # a negation said by a verb or an adjective: avoid, prevent, too ... to, -agnostic
+    (
+        "The parameter is used to not create multiple copies of objects.",
+        "The parameter is employed to avoid creating multiple copies of objects.",
+    ),
+    (
+        "Set it to not use the pandas metadata.",
+        "Set it to prevent the use of the pandas metadata.",
+    ),
+    (
+        "It streams datasets that won't fit in memory.",
+        "It streams datasets that are too large to fit in memory.",
+    ),
+    (
+        "Arrow is a language-agnostic format.",
+        "Arrow is a format that is not specific to any language.",
+    ),
+    # a name quoted in one text and written as plain prose in the other
+    ("The `features` parameter sets the type.", "The features parameter sets the type."),
 ]
 
 
@@ -237,9 +262,16 @@ def test_only_the_negated_words_opposite_cancels_the_negation() -> None:
         ("Is the key valid or not?", 0),
         ("Whether or not you pass a key, it runs.", 0),
         ("If True, or not specified, the token is read from disk.", 1),
+        # words that negate without a negator
+        ("Use a virtual environment to avoid dependency conflicts.", 1),
+        ("The flag prevents the metadata from being used.", 1),
+        ("Datasets that are too large to fit in memory.", 1),
+        ("A file that is too large.", 0),  # no "to": an excess, not a negation
+        ("A language-agnostic format.", 1),
     ],
 )
-def test_or_not_negates_only_what_follows_it(text: str, negations: int) -> None:
+def test_what_counts_as_a_negation(text: str, negations: int) -> None:
+    """ "or not" negates only what follows it; avoid, prevent, too ... to negate by meaning."""
     assert facts(text).negations == negations
 
 
@@ -256,6 +288,20 @@ def test_negations_are_counted_not_paired_off() -> None:
         "You can't use the dataset without downloading it.",
         "The dataset cannot be used without being downloaded.",
     )
+
+
+def test_an_implicit_negation_counts_against_an_explicit_one() -> None:
+    """ "not employed to avoid X" holds two negations; "used to not X" one: not a paraphrase."""
+    verdict = guard.check(
+        "The parameter is used to not create multiple copies of objects.",
+        "The parameter is not employed to avoid creating multiple copies of objects.",
+    )
+    assert (verdict.ok, verdict.reason, verdict.detail) == (False, "negation", "1 negation(s) vs 2")
+    verdict = guard.check(
+        "It streams datasets that won't fit in memory.",
+        "It streams datasets that are not too large to fit in memory.",
+    )
+    assert (verdict.ok, verdict.reason) == (False, "negation")
 
 
 def test_substitution_mode_lets_an_extra_entity_through() -> None:

@@ -22,13 +22,15 @@ class CacheRule(_Frozen):
     scope: Literal["tenant", "user", "global"] | None = None
     enabled: bool | None = None
     semantic: bool | None = None
+    semantic_threshold: float | None = Field(None, gt=0, le=1)
+    """This route's cosine threshold for a semantic hit (default ``cache.semantic.threshold``)."""
 
 
 class SemanticCacheConfig(_Frozen):
     """Semantic cache (opt-in; ``pip install 'thrifty[semantic]'``)."""
 
     enabled: bool = False
-    threshold: float = Field(0.92, gt=0, le=1)
+    threshold: float = Field(0.85, gt=0, le=1)
     guard: bool = True
     max_entries_per_scope: int = Field(100_000, ge=1)
     redis_index: Literal["auto", "search", "pubsub"] = "auto"

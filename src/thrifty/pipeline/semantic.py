@@ -118,8 +118,11 @@ class SemanticStage:
         self._reembedding: asyncio.Task[None] | None = None
         self._stop_reembed = threading.Event()
 
-    def enabled_for(self, ctx: RequestContext) -> bool:
+    def threshold_for(self, ctx: RequestContext) -> float | None:
+        """The cosine threshold of the request's route; ``None`` where the semantic cache is off
+        for it (by config, or refused by the client's ``x-thrifty-cache``)."""
         on = self.config.semantic.enabled
+        threshold = self.config.semantic.threshold
         use_case = ctx.tags.get("use_case")
         for rule in self.config.rules:
             if (rule.model and rule.model != ctx.requested_model) or (
@@ -128,7 +131,11 @@ class SemanticStage:
                 continue
             if rule.semantic is not None:
                 on = rule.semantic
-        return on and ctx.cache_directive not in ("no-semantic", "no-cache", "off")
+            if rule.semantic_threshold is not None:
+                threshold = rule.semantic_threshold
+        if not on or ctx.cache_directive in ("no-semantic", "no-cache", "off"):
+            return None
+        return threshold
 
     async def start(self) -> None:
         from thrifty.cache.embedder import get_embedder
@@ -213,7 +220,8 @@ class SemanticStage:
             await asyncio.to_thread(self.index.save, self._path)
 
     async def run(self, ctx: RequestContext) -> Outcome | None:
-        if ctx.cache_status != "miss" or not self.enabled_for(ctx):
+        threshold = self.threshold_for(ctx) if ctx.cache_status == "miss" else None
+        if threshold is None:
             return None
         text = last_user_text(ctx.body)
         if not text or not text.strip():
@@ -222,7 +230,6 @@ class SemanticStage:
         part = partition(ctx, scope_of(ctx.principal, scope))
         vector = (await self._embedder.aembed([text]))[0]
         ctx.semantic = (part, vector, text)
-        threshold = self.config.semantic.threshold
         if self.shared is not None:
             try:
                 async with asyncio.timeout(SHARED_TIMEOUT_S):

@@ -17,6 +17,7 @@ from thrifty.cache.semantic.lexicon import (
     AXES,
     COMMON_STARTERS,
     FORMAT_WORDS,
+    IMPLICIT_NEGATORS,
     NEGATORS,
     NUMBER_WORDS,
     ORDINAL_WORDS,
@@ -200,7 +201,7 @@ def _poles(words: list[str]) -> set[tuple[str, int]]:
 
 
 def _is_negator(word: str) -> bool:
-    return word in NEGATORS or word.endswith("n't")
+    return word in NEGATORS or word in IMPLICIT_NEGATORS or word.endswith("n't")
 
 
 def _alternative(words: list[str], i: int) -> bool:
@@ -212,7 +213,10 @@ def _alternative(words: list[str], i: int) -> bool:
 
 def _negations(words: list[str]) -> tuple[int, set[str]]:
     """How many negations, and the stems of the words they negate: the next ``NEGATED_WORDS``
-    words after each negator, articles and forms of "be" skipped ("is not *the same*")."""
+    words after each negator, articles and forms of "be" skipped ("is not *the same*").
+
+    Negators include words that negate by meaning (``IMPLICIT_NEGATORS``: avoid, prevent,
+    -agnostic) and "too <adjective> to <verb>", which negates the verb."""
     count = 0
     negated: set[str] = set()
     for i, word in enumerate(words):
@@ -222,9 +226,11 @@ def _negations(words: list[str]) -> tuple[int, set[str]]:
             continue  # not only; whether or not, ... or not (but "True or not specified" counts)
         if word == "no" and nxt in ("matter", "doubt"):
             continue  # an answer's leading "No," is stripped before
-        if _is_negator(word):
+        too_to = word == "too" and "to" in words[i + 2 : i + 4]  # too large to fit = won't fit
+        if too_to or _is_negator(word):
             count += 1
-            scope = [w for w in words[i + 1 : i + 8] if w not in _NOT_NEGATED]
+            start = words.index("to", i + 2) + 1 if too_to else i + 1
+            scope = [w for w in words[start : start + 7] if w not in _NOT_NEGATED]
             for w in scope[:NEGATED_WORDS]:
                 if _is_negator(w):
                     break

@@ -15,6 +15,7 @@ __all__ = [
     "AXES",
     "COMMON_STARTERS",
     "FORMAT_WORDS",
+    "IMPLICIT_NEGATORS",
     "NEGATORS",
     "NUMBER_WORDS",
     "ORDINAL_WORDS",
@@ -31,6 +32,16 @@ NEGATORS = _w(
     unless nothing nobody nowhere neither nor cannot without cant dont doesnt
     isnt arent wasnt werent wont wouldnt shouldnt couldnt didnt hasnt havent hadnt mustnt
     neednt aint
+    """
+)
+
+# Words that negate without a negator: "avoid X" = do not X, "prevent X" = make X not happen,
+# "language-agnostic" = not tied to a language. Counted as negations, so that "used to not
+# create copies" and "used to avoid creating copies" hold as many as each other.
+IMPLICIT_NEGATORS = _w(
+    """
+    avoid avoids avoided avoiding prevent prevents prevented preventing refrain refrains
+    refrained refraining avert averts averted averting agnostic
     """
 )
 
