@@ -24,6 +24,11 @@ NEAR_MISSES = [
     ("What is 15% of 200?", "What is 15% of 300?", "number"),
     ("Convert 5 km to miles", "Convert 5 kg to miles", "unit"),
     ("How long is 10 minutes in seconds?", "How long is 10 hours in seconds?", "unit"),
+    # the same number, bounding opposite ways
+    ("Best laptops under $1000", "Best laptops over $1000", "number"),
+    ("Cities with over 1 million people", "Cities with fewer than one million people", "number"),
+    ("Keep up to 10 backups", "Keep at least 10 backups", "number"),
+    ("Movies for kids 12 and under", "Movies for kids 12 and over", "number"),
     # negation and polarity
     ("Can I use pandas with Python 3.11?", "Can't I use pandas with Python 3.11?", "negation"),
     ("Is this function thread-safe?", "Is this function not thread-safe?", "negation"),
@@ -89,6 +94,9 @@ PARAPHRASES = [
     ("Is the parameter optional?", "Is the parameter not mandatory?"),
     ("What is 1,000 times 2?", "What is 1000 times 2?"),
     ("How much is $5 in euros?", "How much is 5 dollars in euros?"),
+    ("Cities with over 1 million people", "Cities with more than a million inhabitants"),
+    ("Retry no more than 3 times", "Retry at most 3 times"),
+    ("Best laptops under $1000", "Good laptops below 1000 dollars"),
     ("Convert 5 km to miles", "Convert five kilometres into miles"),
     ("What does `df.dropna()` do?", "What does the df.dropna() method do?"),
     ("How can I reset my password?", "What are the steps to reset my password?"),

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
+from typing import NamedTuple
 
 from thrifty.cache.semantic.lexicon import (
     AXES,
@@ -87,6 +88,7 @@ class TextFacts:
     numbers: frozenset[str]
     soft_numbers: frozenset[str]
     measures: frozenset[tuple[str, str]]
+    bounds: frozenset[tuple[str, str]]
     units: frozenset[str]
     negations: int
     negated: frozenset[str]
@@ -123,14 +125,59 @@ def stems(word: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _numbers(tokens: list[str]) -> tuple[set[str], set[str], set[tuple[str, str]], set[str]]:
+# Words before a number that make it a bound: "under $1000", "at least 5", "no more than 3".
+_BOUND_BEFORE = {
+    ("no", "more", "than"): "<=", ("not", "more", "than"): "<=", ("no", "fewer", "than"): ">=",
+    ("no", "less", "than"): ">=", ("not", "less", "than"): ">=", ("more", "than"): ">",
+    ("greater", "than"): ">", ("higher", "than"): ">", ("larger", "than"): ">",
+    ("less", "than"): "<", ("fewer", "than"): "<", ("lower", "than"): "<",
+    ("smaller", "than"): "<", ("at", "least"): ">=", ("at", "most"): "<=", ("up", "to"): "<=",
+    ("upwards", "of"): ">", ("over",): ">", ("above",): ">", ("exceeding",): ">",
+    ("under",): "<", ("below",): "<", ("min",): ">=", ("minimum",): ">=", ("max",): "<=",
+    ("maximum",): "<=", ("within",): "<=",
+}  # fmt: skip
+# ... and after it: "5 or more", "18 and over", "10 or fewer".
+_BOUND_AFTER = {
+    "more": ">=", "greater": ">=", "higher": ">=", "above": ">=", "over": ">=", "up": ">=",
+    "older": ">=", "less": "<=", "fewer": "<=", "lower": "<=", "below": "<=", "under": "<=",
+    "younger": "<=",
+}  # fmt: skip
+
+
+_COMPARATIVES = {"more", "less", "fewer", "greater", "higher", "lower", "later", "earlier"}
+
+
+def _bound(lower: list[str], start: int, end: int) -> str | None:
+    """The direction of a bound on the number spanning ``lower[start:end + 1]``: ``>`` / ``>=``
+    for a lower bound, ``<`` / ``<=`` for an upper one, ``None`` for a plain number."""
+    before = [w for w in lower[max(0, start - 4) : start] if w not in ("a", "an", "$", "€", "£")]
+    for n in (3, 2, 1):
+        if len(before) >= n and (found := _BOUND_BEFORE.get(tuple(before[-n:]))):
+            return found
+    after = lower[end + 1 : end + 3]
+    if len(after) == 2 and after[0] in ("or", "and") and after[1] in _BOUND_AFTER:
+        return _BOUND_AFTER[after[1]]
+    return None
+
+
+class _Numbers(NamedTuple):
+    strong: set[str]
+    soft: set[str]
+    measures: set[tuple[str, str]]
+    units: set[str]
+    bounds: set[tuple[str, str]]  # (value, "<" | "<=" | ">" | ">=")
+
+
+def _numbers(tokens: list[str]) -> _Numbers:
     strong: set[str] = set()
     soft: set[str] = set()
     measures: set[tuple[str, str]] = set()
     units: set[str] = set()
+    bounds: set[tuple[str, str]] = set()
     lower = [t.lower() for t in tokens]
     i = 0
     while i < len(lower):
+        start = i
         tok = lower[i]
         nxt = lower[i + 1] if i + 1 < len(lower) else ""
         unit: str | None = None
@@ -181,8 +228,10 @@ def _numbers(tokens: list[str]) -> tuple[set[str], set[str], set[tuple[str, str]
         if unit is not None:
             measures.add((value, unit))
             units.add(unit)
+        if direction := _bound(lower, start, i):
+            bounds.add((value, direction))
         i += 1
-    return strong, soft, measures, units
+    return _Numbers(strong, soft, measures, units, bounds)
 
 
 def _poles(words: list[str]) -> set[tuple[str, int]]:
@@ -226,6 +275,8 @@ def _negations(words: list[str]) -> tuple[int, set[str]]:
             continue  # not only; whether or not, ... or not (but "True or not specified" counts)
         if word == "no" and nxt in ("matter", "doubt"):
             continue  # an answer's leading "No," is stripped before
+        if word in ("no", "not") and nxt in _COMPARATIVES and words[i + 2 : i + 3] == ["than"]:
+            continue  # "no more than 3" bounds a number (= "at most 3"); see _bound
         too_to = word == "too" and "to" in words[i + 2 : i + 4]  # too large to fit = won't fit
         if too_to or _is_negator(word):
             count += 1
@@ -292,7 +343,7 @@ def facts(text: str) -> TextFacts:
     }
     identifiers = {i for i in identifiers if not re.fullmatch(r"(?:\w\.)+\w?|-+\w", i)}
     plain = _IDENTIFIERS.sub(" ", _BACKTICKED.sub(" ", prose))
-    strong, soft, measures, units = _numbers(_TOKEN.findall(body))
+    strong, soft, measures, units, bounds = _numbers(_TOKEN.findall(body))
     words = [t.lower().replace("\u2019", "'") for t in _TOKEN.findall(body) if t[0].isalpha()]
     plain_words = [
         t.lower().replace("\u2019", "'") for t in _TOKEN.findall(plain) if t[0].isalpha()
@@ -312,6 +363,7 @@ def facts(text: str) -> TextFacts:
         numbers=frozenset(strong),
         soft_numbers=frozenset(soft - strong),
         measures=frozenset(measures),
+        bounds=frozenset(bounds),
         units=frozenset(units),
         negations=negations,
         negated=frozenset(negated),

@@ -9,7 +9,9 @@ must also pass these checks, each of which names its reason when it rejects:
 ``identifier``  a code identifier (snake_case, camelCase, dotted.name, call(), --flag, path,
                 file.ext, v2) of one text is absent from the other
 ``number``      the numbers differ (digits, decimals, 1,000, written numbers one to ninety,
-                hundred/thousand/million, ordinals, k/m suffixes); "one" alone never rejects
+                hundred/thousand/million, ordinals, k/m suffixes); "one" alone never rejects;
+                or the same number bounds opposite ways ("under $1000" / "over $1000", "up to
+                10" / "at least 10", "12 and under" / "12 and over")
 ``unit``        the same number with another unit (5 km / 5 miles), or a unit swapped for another
 ``negation``    the texts hold different numbers of negations (not, no, never, n't, without,
                 ..., and negations said by meaning: avoid, prevent, -agnostic, "too large to
@@ -35,7 +37,7 @@ logged once.
 
 Measured on GPTCache's 999 paraphrase pairs (``devset``, ``bench/semantic.py``): at the shipped
 0.85, precision 0.994 / recall 0.856 on the near-miss kinds the data's README names (numbers,
-negations, entities; identifiers and random items too), and 0.912 / 0.856 once antonym and co-
+negations, entities; identifiers and random items too), and 0.913 / 0.856 once antonym and co-
 hyponym swaps are added. WordNet antonyms catch few of those swaps: audio/video, key/value,
 text/image, train/test, row/column are not antonyms there, and in half of the misses the origin
 never used the swapped word. Wider WordNet relations cost too much recall: co-hyponyms (siblings
@@ -136,7 +138,14 @@ class Guard:
         soft_only = not (only_a or only_b) and a.soft_numbers and b.soft_numbers
         if soft_only and not a.soft_numbers & (b.soft_numbers | b.numbers):
             only_a, only_b = sorted(a.soft_numbers), sorted(b.soft_numbers)
-        return _describe(only_a, only_b)
+        if only_a or only_b:
+            return _describe(only_a, only_b)
+        # the same number bounding opposite ways: "under $1000" / "over $1000"
+        for value, way in sorted(a.bounds):
+            other = {w for v, w in b.bounds if v == value}
+            if other and way[0] not in {w[0] for w in other}:
+                return f"{way} {value} vs {'/'.join(sorted(other))} {value}"
+        return ""
 
     def _unit(self, a: TextFacts, b: TextFacts) -> str:
         for value, unit in sorted(a.measures):
