@@ -150,7 +150,9 @@ _COMPARATIVES = {"more", "less", "fewer", "greater", "higher", "lower", "later",
 def _bound(lower: list[str], start: int, end: int) -> str | None:
     """The direction of a bound on the number spanning ``lower[start:end + 1]``: ``>`` / ``>=``
     for a lower bound, ``<`` / ``<=`` for an upper one, ``None`` for a plain number."""
-    before = [w for w in lower[max(0, start - 4) : start] if w not in ("a", "an", "$", "€", "£")]
+    before = [
+        w for w in lower[max(0, start - 4) : start] if w not in ("a", "an", "$", "€", "£", "¥")
+    ]
     for n in (3, 2, 1):
         if len(before) >= n and (found := _BOUND_BEFORE.get(tuple(before[-n:]))):
             return found
