@@ -37,8 +37,8 @@ logged once.
 
 Measured on GPTCache's 999 paraphrase pairs (``devset``, ``bench/semantic.py``): at the shipped
 0.85, precision 0.994 / recall 0.856 on the near-miss kinds the data's README names (numbers,
-negations, entities; identifiers and random items too), and 0.913 / 0.856 once antonym and co-
-hyponym swaps are added. WordNet antonyms catch few of those swaps: audio/video, key/value,
+negations, entities; identifiers and random items too), and 0.913 / 0.856 once antonym and
+co-hyponym swaps are added. WordNet antonyms catch few of those swaps: audio/video, key/value,
 text/image, train/test, row/column are not antonyms there, and in half of the misses the origin
 never used the swapped word. Wider WordNet relations cost too much recall: co-hyponyms (siblings
 under one hypernym, first sense only) rejected 70 more true paraphrases at 0.85 to remove 5 false
