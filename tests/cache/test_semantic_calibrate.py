@@ -95,6 +95,22 @@ def test_picks_the_lowest_threshold_that_stays_above_target() -> None:
     assert loose.threshold == pytest.approx(0.505)
 
 
+def test_a_pick_on_few_hits_is_not_conclusive() -> None:
+    """3 right hits "meet" 0.99 but cannot show it: the interval allows 56% false hits. With
+    no false hit, the Wilson bound reaches 1% at 381 hits."""
+    few = calibrate(scores([0.95, 0.9, 0.85, 0.4], [True, True, True, False]), guard=False)
+    assert few.threshold is not None and not few.conclusive
+    assert few.to_dict()["conclusive"] is False
+    assert few.hits_needed() == 381
+    assert wilson_interval(0, 381)[1] <= 0.01 < wilson_interval(0, 380)[1]
+    many = calibrate(scores([0.95] * 381 + [0.4], [True] * 381 + [False]), guard=False)
+    assert many.threshold is not None and many.conclusive
+    loose = calibrate(
+        scores([0.95] * 40 + [0.4], [True] * 40 + [False]), target_precision=0.9, guard=False
+    )
+    assert loose.conclusive and loose.hits_needed() == 35
+
+
 def test_unreachable_target_gives_no_threshold() -> None:
     s = scores([0.99, 0.98], [False, True])
     result = calibrate(s, target_precision=0.99, guard=False)

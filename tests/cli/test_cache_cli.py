@@ -50,6 +50,8 @@ def test_prints_the_curve_and_the_pick(pairs_csv: Path) -> None:
     assert "cosine-only precision" in out and "◀" in out
     assert "Wilson score interval" in out and "false-hit rate" in out
     assert "guard rejections by reason" in out
+    # five labelled positives cannot show 99% precision: the pick says so
+    assert "not conclusive" in out and "about 381 right hits" in out
 
 
 def test_json_output(pairs_csv: Path) -> None:
@@ -61,6 +63,7 @@ def test_json_output(pairs_csv: Path) -> None:
     low, high = data["false_hit_ci"]
     assert 0.0 <= low <= data["false_hit_rate"] <= high <= 1.0
     assert data["ci_method"].startswith("Wilson") and data["model_id"]
+    assert data["conclusive"] is False
     assert len(data["curve"]) == len(data["cosine_only"]) > 100
 
 

@@ -70,6 +70,12 @@ def _table(result: Calibration, step: float) -> Table:
     return table
 
 
+def _needed(result: Calibration) -> str:
+    n = result.hits_needed()
+    more = "label more pairs, or collect them with `thrifty cache pairs-from-ledger`"
+    return f"{more} (about {n} right hits with no wrong one would show it)" if n else more
+
+
 def _summary(result: Calibration) -> str:
     target = _pct(result.target_precision)
     if result.point is None or result.false_hit_ci is None:
@@ -85,6 +91,12 @@ def _summary(result: Calibration) -> str:
         f"{result.negatives} negative pairs)\n"
         f"false-hit rate {_pct(result.false_hit_rate, 2)}, 95% CI {_pct(low, 2)} to "
         f"{_pct(high, 2)} ({result.ci_method})"
+        + (
+            ""
+            if result.conclusive
+            else f"\nnot conclusive: the false-hit rate could be up to {_pct(high, 2)}, more than "
+            f"{target} precision allows; {_needed(result)}"
+        )
     )
 
 

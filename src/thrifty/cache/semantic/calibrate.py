@@ -188,8 +188,22 @@ class Calibration:
     guard_rejections: dict[str, int] = field(default_factory=dict)
     ci_method: str = "Wilson score interval, two-sided 95%"
 
+    @property
+    def conclusive(self) -> bool:
+        """Whether the pairs prove the target: the interval's upper bound on the false-hit rate
+        is within ``1 - target_precision``. A threshold picked on a handful of hits is not (2
+        right hits of 2 "meet" 0.99, while the false-hit rate could still be 66%)."""
+        ci = self.false_hit_ci
+        return ci is not None and ci[1] <= 1.0 - self.target_precision + 1e-12
+
+    def hits_needed(self, z: float = 1.959964) -> int | None:
+        """How many hits, none of them false, would make the target conclusive: the Wilson
+        upper bound with no failures is z² / (n + z²). ``None`` for a target of 1.0."""
+        allowed = 1.0 - self.target_precision
+        return math.ceil(z * z * (1 - allowed) / allowed) if allowed > 0 else None
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "conclusive": self.conclusive}
 
 
 def _grid(step: float, low: float = 0.0, high: float = 1.0) -> list[float]:
