@@ -27,7 +27,8 @@ median is at least ``anomaly_min_delta_usd`` (cents of noise on a tiny tenant ar
 
 **Dedup.** Every alert has a ``dedup_key`` naming its subject and period (budget window, hour,
 quota window, circuit opening); ``AlertEngine`` returns each key once. Its fired set can be
-exported and restored (``fired`` / constructor) to survive restarts.
+exported and restored (``fired`` / constructor) to survive restarts. Across replicas (and
+restarts) the dispatcher claims each key in Redis before sending (``alert_claims``).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from thrifty.budgets.alert_claims import RedisAlertClaims
 from thrifty.budgets.alerts import AlertEngine
 from thrifty.budgets.backend import BudgetBackend, FailurePolicy, InProcessBudgetBackend
 from thrifty.budgets.config import BudgetsConfig
@@ -31,9 +32,13 @@ class BudgetManager(BudgetDefinitions):
         self.dispatcher = build_dispatcher(config.alerts.sinks)
         self.alerts = self.dispatcher.log
         self._poller: asyncio.Task[None] | None = None
+        self._claims: RedisAlertClaims | None = None
         self.on_change: Any = None
 
     async def start(self, store: BudgetStore | None = None) -> None:
+        if self._redis.url:  # replicas share Redis: each alert is sent by one of them
+            self._claims = RedisAlertClaims.from_url(self._redis.url, self._redis.prefix)
+            self.dispatcher.claim = self._claims
         if self.config.backend == "redis":
             if not self._redis.url:
                 from thrifty.errors import ConfigError
@@ -126,4 +131,6 @@ class BudgetManager(BudgetDefinitions):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
         await self.dispatcher.aclose()
+        if self._claims is not None:
+            await self._claims.aclose()
         await self.backend.aclose()

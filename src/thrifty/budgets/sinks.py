@@ -18,7 +18,7 @@ import contextlib
 import logging
 import smtplib
 import ssl as _ssl
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -272,6 +272,8 @@ class AlertDispatcher:
         self.dropped = 0
         self._queue: asyncio.Queue[Alert] = asyncio.Queue(maxsize=queue_size)
         self._worker: asyncio.Task[None] | None = None
+        # Set in scale-out mode (``alert_claims``): False means another replica sends it.
+        self.claim: Callable[[Alert], Awaitable[bool]] | None = None
 
     async def _one(self, sink: AlertSink, alert: Alert) -> str:
         try:
@@ -284,10 +286,22 @@ class AlertDispatcher:
             log.warning("alert sink %s failed for %s: %r", sink.name, alert.dedup_key, exc)
             return f"error: {exc}"[:300]
 
+    async def _claimed(self, alert: Alert) -> bool:
+        if self.claim is None:
+            return True
+        try:
+            return await self.claim(alert)
+        except Exception:  # a claim that cannot be made must not cost the alert
+            log.exception("alert claim failed for %s; sending it", alert.dedup_key)
+            return True
+
     async def deliver(self, alert: Alert) -> dict[str, str]:
         """Send one alert to every sink that accepts it; ``{sink name: "sent" | "error: …"}``
-        (a second sink of one kind is named ``webhook#2``, …)."""
+        (a second sink of one kind is named ``webhook#2``, …). With ``claim`` set, an alert
+        another replica claimed first is not sent: ``{"*": "sent by another replica"}``."""
         chosen = [s for s in self.sinks if s.accepts(alert)]
+        if chosen and not await self._claimed(alert):
+            return {"*": "sent by another replica"}
         results = await asyncio.gather(*(self._one(s, alert) for s in chosen))
         out: dict[str, str] = {}
         for sink, result in zip(chosen, results, strict=True):
