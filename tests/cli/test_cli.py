@@ -74,3 +74,17 @@ def test_demo_runs_and_summarises(tmp_path: Path) -> None:
     assert "Requests by tenant" in result.output
     assert "Savings by lever" in result.output
     assert "acme" in result.output and "globex" in result.output
+
+
+def test_the_demo_workload_exercises_compression() -> None:
+    """Pasted pretty-printed records are in the mix, and lossless compression shrinks them: the
+    demo's compression lever has something to save."""
+    from thrifty.cli.demo_workload import build_workload
+    from thrifty.tokens.optimize.compress import compress_lossless
+
+    workload = build_workload(300, ["acme", "globex"], seed=7)
+    documents = [r for r in workload if r.kind == "document"]
+    assert 10 <= len(documents) <= 60
+    for req in documents[:5]:
+        _, result = compress_lossless(req.body)
+        assert result.tokens_after < result.tokens_before

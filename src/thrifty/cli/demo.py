@@ -90,10 +90,11 @@ async def _demo(
         "answers are synthetic, token counts and prices are real."
     )
     console.print(
-        "Levers on: exact cache, "
+        "Levers on: lossless prompt compression, exact cache, "
         + ("semantic cache, " if semantic else "")
         + "routing for model 'auto' (length scorer), a daily budget for tenant initech "
-        "(degrade), resilience; the ledger records every request."
+        "(degrade), resilience; the ledger records every request. (The max-tokens cap is "
+        "opt-in and off here.)"
     )
     async with LocalServer(config, port=port) as server:
         gw = server.gateway

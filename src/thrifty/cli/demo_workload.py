@@ -1,5 +1,5 @@
 """The demo's workload: a realistic mix of tenants, models, repeats, paraphrases, easy and hard
-questions, streaming and not, sent over real HTTP."""
+questions, pasted JSON records, streaming and not, sent over real HTTP."""
 
 from __future__ import annotations
 
@@ -40,6 +40,30 @@ PARAPHRASES = [
     ("What are your opening hours?", "When are you open?"),
     ("Can I get a refund for my order?", "Is it possible to have my order refunded?"),
     ("How do I cancel my subscription?", "What do I do to cancel my subscription?"),
+]
+# Records pasted into a question the way API and tool output usually arrive: pretty-printed JSON,
+# which lossless compression minifies (the parsed value is unchanged).
+RECORDS = [
+    {
+        "order_id": 48213,
+        "status": "shipped",
+        "carrier": "DHL",
+        "items": [{"sku": "KB-104", "name": "Keyboard (QWERTZ)", "qty": 1, "price_eur": 89.0}],
+        "shipping": {"eta": "2026-06-12", "address": {"city": "Berlin", "country": "DE"}},
+    },
+    {
+        "ticket": "SUP-7781",
+        "priority": "high",
+        "customer": {"plan": "business", "seats": 40, "region": "eu-west"},
+        "events": [
+            {"at": "2026-05-02T09:14:00Z", "type": "opened", "by": "customer"},
+            {"at": "2026-05-02T10:02:00Z", "type": "escalated", "by": "agent"},
+        ],
+    },
+]
+QUESTIONS_ON_RECORDS = [
+    "Summarise this record for the customer in two sentences.",
+    "What should support do next with this record?",
 ]
 SYSTEM = "You are a concise, helpful assistant for a software company."
 MODELS = [("gpt-4o", 0.35), ("auto", 0.3), ("gpt-4o-mini", 0.15), ("claude-sonnet-5-5", 0.2)]
@@ -83,6 +107,9 @@ def build_workload(n: int, tenants: list[str], seed: int) -> list[DemoRequest]:
             continue
         if roll < 0.40:
             kind, text = "paraphrase", rng.choice(rng.choice(PARAPHRASES))
+        elif roll < 0.50:
+            record = orjson.dumps(rng.choice(RECORDS), option=orjson.OPT_INDENT_2).decode()
+            kind, text = "document", f"{rng.choice(QUESTIONS_ON_RECORDS)}\n\n{record}"
         elif roll < 0.75:
             kind, text = "easy", rng.choice(EASY)
         else:
