@@ -11,7 +11,8 @@ default), and ``thrifty serve`` (1 worker) once ``/readyz`` answers. ``--floor``
 raw-ASGI pass-through proxy (``bench/floor_proxy.py``) as a third target: the Python floor.
 ``--echo-floor`` adds ``bench/echo_app.py`` under the same uvicorn: it parses the JSON body and
 answers it back, with no upstream, so its CPU is what the server alone costs per request on this
-host: the floor under an exact cache hit.
+host: the floor under an exact cache hit. With it, the report also prints each gateway target's
+CPU per request over the floor (paired by round): Thrifty's own work, comparable across hosts.
 
 Every request body is unique (a counter in the last message), so Thrifty's response cache
 misses: the table is the cache-miss path (lookup, upstream call, storing the answer).
@@ -340,6 +341,24 @@ def _row(records: list[dict], n: str, c: int, stream: bool) -> list[Any]:
     return cells
 
 
+def _over_floor(records: list[dict], names: list[str], c: int) -> str:
+    """``c conns: thrifty +0.300, thrifty cache-hit +0.140 ms``: each gateway target's CPU per
+    request minus the echo floor's, paired by round (empty without ``--echo-floor``)."""
+    floor = {r["round"]: _cpu_values([r]) for r in _by(records, "uvicorn echo", c, False)}
+    parts = []
+    for n in names:
+        if n in ("direct", "uvicorn echo", "floor"):
+            continue
+        deltas = [
+            v[0] - floor[r["round"]][0]
+            for r in _by(records, n, c, False)
+            if (v := _cpu_values([r])) and floor.get(r["round"])
+        ]
+        if deltas:
+            parts.append(f"{n} {fmt(med(deltas), 3, True)}")
+    return f"{c} conns: " + ", ".join(parts) + " ms" if parts else ""
+
+
 JSON_HEADERS = ["conns", "target", "rps", "p50 ms", "p99 ms", "added p50 ms", "added p99 ms"]
 SSE_HEADERS = ["conns", "target", "rps", "TTFB p50 ms", "TTFT p50 ms", "total p50 ms"]
 SSE_HEADERS += ["added TTFB p50", "added total p50"]
@@ -369,6 +388,15 @@ def report(records: list[dict[str, Any]], a: argparse.Namespace) -> str:
             rows,
         ),
     ]
+    floor = [_over_floor(records, names, c) for c in a.connections]
+    if any(floor):
+        out += [
+            "",
+            "Gateway CPU over the bare server (`uvicorn echo`, median of the per-round "
+            "differences): what Thrifty's own work costs per request on this host.",
+            "",
+            *(f"- {line}" for line in floor if line),
+        ]
     sc = a.stream_connections
     if sc:
         srows = [_row(records, n, sc, True) for n in names if _by(records, n, sc, True)]
