@@ -29,6 +29,11 @@ NEAR_MISSES = [
     ("Cities with over 1 million people", "Cities with fewer than one million people", "number"),
     ("Keep up to 10 backups", "Keep at least 10 backups", "number"),
     ("Movies for kids 12 and under", "Movies for kids 12 and over", "number"),
+    # a time relative to now
+    ("What is the weather in Paris today?", "What is the weather in Paris tomorrow?", "time"),
+    ("What did I schedule for last week?", "What did I schedule for next week?", "time"),
+    ("Show sales for this quarter", "Show sales for the previous quarter", "time"),
+    ("Summarise the morning session", "Summarise the afternoon session", "time"),
     # negation and polarity
     ("Can I use pandas with Python 3.11?", "Can't I use pandas with Python 3.11?", "negation"),
     ("Is this function thread-safe?", "Is this function not thread-safe?", "negation"),
@@ -96,6 +101,10 @@ PARAPHRASES = [
     ("How much is $5 in euros?", "How much is 5 dollars in euros?"),
     ("Cities with over 1 million people", "Cities with more than a million inhabitants"),
     ("Retry no more than 3 times", "Retry at most 3 times"),
+    ("What did I schedule for last week?", "What was on my calendar over the past week?"),
+    ("Meetings in the last two weeks", "Meetings in the past 2 weeks"),
+    ("This may fail on Windows.", "This might fail on Windows."),
+    ("What is the weather in Paris today?", "How is the weather in Paris?"),
     ("Best laptops under $1000", "Good laptops below 1000 dollars"),
     ("Convert 5 km to miles", "Convert five kilometres into miles"),
     ("What does `df.dropna()` do?", "What does the df.dropna() method do?"),

@@ -26,6 +26,9 @@ from thrifty.cache.semantic.lexicon import (
     SCALE_WORDS,
     SOFT_NUMBER_WORDS,
     STOPWORDS,
+    TIME_DEICTICS,
+    TIME_DIRECTIONS,
+    TIME_UNITS,
     UNITS,
 )
 
@@ -96,6 +99,7 @@ class TextFacts:
     content: frozenset[str]
     entities: frozenset[str]
     directions: frozenset[tuple[str, str]]
+    times: frozenset[tuple[str, str]]
 
 
 def _canon_number(raw: str) -> str:
@@ -234,6 +238,28 @@ def _numbers(tokens: list[str]) -> _Numbers:
             bounds.add((value, direction))
         i += 1
     return _Numbers(strong, soft, measures, units, bounds)
+
+
+def _times(words: list[str]) -> set[tuple[str, str]]:
+    """Time references relative to now, as ``(direction, unit)``: "last week" and "the past
+    week" → ("last", "week"), "tomorrow" → ("next", "day"), "this morning" → ("this",
+    "morning"), a bare "morning" → ("", "morning")."""
+    found: set[tuple[str, str]] = set()
+    anchored: set[int] = set()
+    for i, word in enumerate(words):
+        direction = TIME_DIRECTIONS.get(word)
+        if direction is None:
+            continue
+        for j in range(i + 1, min(i + 3, len(words))):
+            unit = words[j].removesuffix("s") if words[j] not in TIME_UNITS else words[j]
+            if unit in TIME_UNITS:
+                found.add((direction, unit))
+                anchored.add(j)
+                break
+    for i, word in enumerate(words):
+        if word in TIME_DEICTICS and i not in anchored:
+            found.add(TIME_DEICTICS[word])
+    return found
 
 
 def _poles(words: list[str]) -> set[tuple[str, int]]:
@@ -375,6 +401,7 @@ def facts(text: str) -> TextFacts:
         ),
         entities=frozenset(entities),
         directions=frozenset(_directions(plain_words, anchors)),
+        times=frozenset(_times(plain_words)),
     )
 
 

@@ -13,6 +13,8 @@ must also pass these checks, each of which names its reason when it rejects:
                 or the same number bounds opposite ways ("under $1000" / "over $1000", "up to
                 10" / "at least 10", "12 and under" / "12 and over")
 ``unit``        the same number with another unit (5 km / 5 miles), or a unit swapped for another
+``time``        each text refers to a time relative to now that the other does not: "last
+                week" / "next week", "today" / "tomorrow", "this morning" / "this evening"
 ``negation``    the texts hold different numbers of negations (not, no, never, n't, without,
                 ..., and negations said by meaning: avoid, prevent, -agnostic, "too large to
                 fit"); counted, not paired off by parity: two negations in different clauses
@@ -69,6 +71,7 @@ REASONS = (
     "identifier",
     "number",
     "unit",
+    "time",
     "negation",
     "polarity",
     "contrast",
@@ -154,6 +157,14 @@ class Guard:
                 return f"{value} {unit} vs {value} {'/'.join(sorted(other))}"
         only_a, only_b = sorted(a.units - b.units), sorted(b.units - a.units)
         return _describe(only_a, only_b) if only_a and only_b else ""
+
+    def _time(self, a: TextFacts, b: TextFacts) -> str:
+        only_a, only_b = sorted(a.times - b.times), sorted(b.times - a.times)
+        if not (only_a and only_b):
+            return ""  # one text naming no time ("What is the weather?") is left to cosine
+        return _describe(
+            [" ".join(filter(None, t)) for t in only_a], [" ".join(filter(None, t)) for t in only_b]
+        )
 
     @staticmethod
     def _opposed(a: TextFacts, b: TextFacts) -> list[str]:

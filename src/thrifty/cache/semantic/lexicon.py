@@ -23,6 +23,9 @@ __all__ = [
     "SCALE_WORDS",
     "SOFT_NUMBER_WORDS",
     "STOPWORDS",
+    "TIME_DEICTICS",
+    "TIME_DIRECTIONS",
+    "TIME_UNITS",
     "UNITS",
 ]
 
@@ -44,6 +47,28 @@ IMPLICIT_NEGATORS = _w(
     refrained refraining avert averts averted averting agnostic
     """
 )
+
+# Time references relative to now: "last week" / "next week", "today" / "tomorrow". A direction
+# word, then (within two words) a unit; single words that carry both. "May" and "fall" are left
+# out of the units: after "this" they are a verb more often than a time ("this may fail").
+TIME_DIRECTIONS = {
+    "last": "last", "previous": "last", "past": "last", "next": "next", "coming": "next",
+    "following": "next", "upcoming": "next", "this": "this", "current": "this",
+}  # fmt: skip
+TIME_UNITS = _w(
+    """
+    minute hour day week weekend fortnight month quarter year season semester decade century
+    morning afternoon evening night monday tuesday wednesday thursday friday saturday sunday
+    january february march april june july august september october november december
+    spring summer autumn winter
+    """
+)
+TIME_DEICTICS = {
+    "today": ("this", "day"), "tonight": ("this", "night"), "tomorrow": ("next", "day"),
+    "yesterday": ("last", "day"), "morning": ("", "morning"), "afternoon": ("", "afternoon"),
+    "evening": ("", "evening"), "overnight": ("", "night"), "weekday": ("", "weekday"),
+    "weekend": ("", "weekend"),
+}  # fmt: skip
 
 # Antonym axes: (name, pole A, pole B). "on"/"off" style particles enter as "<verb>_<particle>"
 # tokens built from PHRASAL_VERBS (see guard). A word may sit on several axes.
