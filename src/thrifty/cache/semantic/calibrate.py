@@ -160,7 +160,10 @@ def curve(scores: PairScores, thresholds: Sequence[float], *, guard: bool) -> li
     return out
 
 
-def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
+Z_95 = 1.959964  # the two-sided 95% normal quantile
+
+
+def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:
     """Two-sided Wilson score interval for a binomial proportion (95% by default)."""
     if trials == 0:
         return 0.0, 1.0
@@ -196,7 +199,7 @@ class Calibration:
         ci = self.false_hit_ci
         return ci is not None and ci[1] <= 1.0 - self.target_precision + 1e-12
 
-    def hits_needed(self, z: float = 1.959964) -> int | None:
+    def hits_needed(self, z: float = Z_95) -> int | None:
         """How many hits, none of them false, would make the target conclusive: the Wilson
         upper bound with no failures is z² / (n + z²). ``None`` for a target of 1.0."""
         allowed = 1.0 - self.target_precision

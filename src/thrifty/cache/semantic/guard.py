@@ -162,9 +162,7 @@ class Guard:
         only_a, only_b = sorted(a.times - b.times), sorted(b.times - a.times)
         if not (only_a and only_b):
             return ""  # one text naming no time ("What is the weather?") is left to cosine
-        return _describe(
-            [" ".join(filter(None, t)) for t in only_a], [" ".join(filter(None, t)) for t in only_b]
-        )
+        return _describe([_when(t) for t in only_a], [_when(t) for t in only_b])
 
     @staticmethod
     def _opposed(a: TextFacts, b: TextFacts) -> list[str]:
@@ -257,6 +255,11 @@ def _contrasting(wn: WordNet, a: TextFacts, b: TextFacts) -> list[tuple[str, str
         for y, ly in only_b
         if any(wn.opposed(p, q) for p in lx for q in ly)
     ]
+
+
+def _when(time: tuple[str, str]) -> str:
+    """``("last", "week")`` → "last week"; ``("", "morning")`` → "morning"."""
+    return " ".join(part for part in time if part)
 
 
 def _describe(only_a: list[str], only_b: list[str]) -> str:
