@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -85,34 +86,49 @@ def make_rows(n: int) -> list[dict[str, Any]]:
     return [{**template, "request_id": new_request_id()} for _ in range(n)]
 
 
+def with_datetimes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The same rows with their instants as aware datetimes, as ``build_row`` wrote them before
+    it wrote epoch seconds: the baseline of the ``instants`` column."""
+    cols = ("started_at", "first_byte_at", "ended_at")
+    return [
+        {**r, **{c: datetime.fromtimestamp(r[c], UTC) for c in cols if r[c] is not None}}
+        for r in rows
+    ]
+
+
 # -- throughput --------------------------------------------------------------------------------
 async def count_rows(engine: AsyncEngine) -> int:
     async with engine.connect() as conn:
         return (await conn.execute(select(func.count()).select_from(ledger))).scalar_one()
 
 
-async def drain_time(engine: AsyncEngine, spill: Path, rows: list[dict[str, Any]], batch: int):
+async def drain_time(
+    engine: AsyncEngine, spill: Path, rows: list[dict[str, Any]], batch: int
+) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds) to write ``rows`` through a started writer."""
     writer = LedgerWriter(
         engine, spill, batch_size=batch, flush_interval_s=0.01, queue_size=len(rows) + 1
     )
     await writer.start()
     await asyncio.sleep(0.02)  # the task is up and waiting
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for row in rows:
         writer.append(row)
     while writer.stats["written"] < len(rows):
         if writer.stats["spilled"] or writer.stats["db_errors"]:
             raise RuntimeError(f"the writer spilled rows: {writer.stats}")
         await asyncio.sleep(0.0005)
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     await writer.aclose()
     stored = await count_rows(engine)
     if stored != len(rows) or writer.has_spill:
         raise RuntimeError(f"{stored} rows stored of {len(rows)} (spill: {writer.has_spill})")
-    return elapsed
+    return elapsed, cpu
 
 
-async def throughput_sqlite(rows: list[dict[str, Any]], batch: int, tmp: Path, run: int) -> float:
+async def throughput_sqlite(
+    rows: list[dict[str, Any]], batch: int, tmp: Path, run: str
+) -> tuple[float, float]:
     db = tmp / f"sqlite-{batch}-{run}" / "thrifty.db"
     engine = make_engine(f"sqlite+aiosqlite:///{db}")
     try:
@@ -124,7 +140,7 @@ async def throughput_sqlite(rows: list[dict[str, Any]], batch: int, tmp: Path, r
 
 async def throughput_pg(
     engine: AsyncEngine, rows: list[dict[str, Any]], batch: int, tmp: Path
-) -> float:
+) -> tuple[float, float]:
     async with engine.begin() as conn:
         await conn.execute(text("TRUNCATE ledger"))
     return await drain_time(engine, tmp / "pg-spill.jsonl", rows, batch)
@@ -134,12 +150,14 @@ async def measure_throughput(a: argparse.Namespace, tmp: Path) -> list[dict[str,
     rows = make_rows(a.rows)
     records: list[dict[str, Any]] = []
 
-    def record(backend: str, batch: int, times: list[float]) -> None:
+    def record(backend: str, batch: int, runs: list[tuple[float, float]], instants: str) -> None:
+        times = [t for t, _ in runs]
         t = statistics.median(times)
         rec = {
             "kind": "throughput",
             "backend": backend,
             "batch": batch,
+            "instants": instants,
             "rows": len(rows),
             "runs": len(times),
             "seconds": t,
@@ -147,13 +165,25 @@ async def measure_throughput(a: argparse.Namespace, tmp: Path) -> list[dict[str,
             "ms_per_batch": t * 1000 / (len(rows) / batch),
             "min_rows_per_s": len(rows) / max(times),
             "max_rows_per_s": len(rows) / min(times),
+            "cpu_us_per_row": statistics.median(c for _, c in runs) * 1e6 / len(rows),
         }
         records.append(rec)
-        print(f"  {backend:10} batch {batch:5}: {rec['rows_per_s']:>9,.0f} rows/s", flush=True)
+        print(
+            f"  {backend:10} batch {batch:5} {instants:8}: {rec['rows_per_s']:>9,.0f} rows/s, "
+            f"{rec['cpu_us_per_row']:.1f} µs CPU/row",
+            flush=True,
+        )
 
+    # SQLite: rows as build_row writes them (epoch-second instants) against the same rows with
+    # datetime instants (the earlier form), interleaved run by run.
+    variants = {"epoch": rows, "datetime": with_datetimes(rows)}
     for batch in a.batches:
-        times = [await throughput_sqlite(rows, batch, tmp, r) for r in range(a.repeat)]
-        record("sqlite", batch, times)
+        runs: dict[str, list[tuple[float, float]]] = {k: [] for k in variants}
+        for r in range(a.repeat):
+            for name, batch_rows in variants.items():
+                runs[name].append(await throughput_sqlite(batch_rows, batch, tmp, f"{name}{r}"))
+        for name in variants:
+            record("sqlite", batch, runs[name], name)
     if a.no_pg:
         return records
     try:
@@ -164,7 +194,7 @@ async def measure_throughput(a: argparse.Namespace, tmp: Path) -> list[dict[str,
                 await throughput_pg(engine, rows[:100], 100, tmp)  # warm the pool
                 for batch in a.batches:
                     times = [await throughput_pg(engine, rows, batch, tmp) for _ in range(a.repeat)]
-                    record("postgresql", batch, times)
+                    record("postgresql", batch, times, "epoch")
             finally:
                 await engine.dispose()
     except PgUnavailable as exc:
@@ -270,18 +300,33 @@ def report(records: list[dict[str, Any]]) -> str:
         out.append(f"### Ledger writer throughput ({tp[0]['rows']:,} rows per run)\n")
         out.append(
             markdown_table(
-                ["backend", "batch", "rows/s (median)", "range", "ms per batch"],
+                [
+                    "backend",
+                    "batch",
+                    "instants",
+                    "rows/s (median)",
+                    "range",
+                    "ms per batch",
+                    "CPU µs per row",
+                ],
                 [
                     [
                         r["backend"],
                         r["batch"],
+                        r.get("instants", "datetime"),
                         f"{r['rows_per_s']:,.0f}",
                         f"{r['min_rows_per_s']:,.0f} - {r['max_rows_per_s']:,.0f}",
                         fmt(r["ms_per_batch"], 1),
+                        fmt(r.get("cpu_us_per_row"), 1),
                     ]
                     for r in tp
                 ],
             )
+        )
+        out.append(
+            "\nInstants: `epoch` rows are what `build_row` writes (epoch seconds); `datetime` "
+            "rows are the same rows with aware datetimes, as it wrote them before. CPU is the "
+            "whole process (the event loop and the driver's thread)."
         )
         pg = [r for r in tp if r["backend"] == "postgresql"]
         if pg:

@@ -26,6 +26,7 @@ from thrifty.db.schema import ledger
 from thrifty.ledger.writer import LedgerWriter
 
 Row = dict[str, Any]
+INSTANTS = ("started_at", "first_byte_at", "ended_at")
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -551,12 +552,37 @@ def test_insert_plan_sends_what_sqlalchemy_would(dialect_name: str) -> None:
         ledger_row(1),
         ledger_row(2, cost_usd=3, saved_usd=Decimal("0.25"), ttfb_ms=None, unpriced=True),
         ledger_row(3, cache_similarity=0.93, content={"request": {"a": [1, 2]}}, tags={}),
+        ledger_row(4, content=None, fallback_path=[], first_byte_at=None),
     ]
-    for row, sent in zip(rows, plan.params(rows), strict=True):
-        for name, value in zip(plan.names, sent, strict=True):
-            proc = ledger.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-            want = row[name] if proc is None else proc(row[name])
-            assert value == want and type(value) is type(want), name
+    # build_row writes instants as epoch seconds: sent as SQLAlchemy sends the same datetime.
+    as_epoch = [
+        {**row, **{c: row[c].timestamp() for c in INSTANTS if row[c] is not None}} for row in rows
+    ]
+    for batch in (rows, as_epoch):
+        for row, sent in zip(rows, plan.params(batch), strict=True):
+            for name, value in zip(plan.names, sent, strict=True):
+                proc = ledger.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+                want = row[name] if proc is None else proc(row[name])
+                assert value == want and type(value) is type(want), name
+
+
+def test_sqlite_instants_match_sqlalchemy_on_the_same_datetime() -> None:
+    """``sqlite_instant(epoch)`` is SQLAlchemy's text for ``fromtimestamp(epoch, UTC)``: the
+    same rounding of microseconds (half to even, carried into the next second), any second."""
+    import random
+    from datetime import UTC, datetime
+
+    from sqlalchemy.dialects import sqlite
+
+    from thrifty.ledger.writer import sqlite_instant
+
+    proc = sqlite.DATETIME().bind_processor(sqlite.dialect())
+    rng = random.Random(7)
+    values = [1.7e9 + rng.random() * 1e8 for _ in range(20_000)]
+    values += [1.7e9 + 0.9999995, 1.7e9 + 0.0000005, 1.7e9, 1795000000.9999999, -1.5, 0.25]
+    for value in values:
+        assert sqlite_instant(value) == proc(datetime.fromtimestamp(value, UTC)), value
+    assert sqlite_instant(None) is None
 
 
 def test_sqlite_datetimes_are_formatted_as_sqlalchemy_formats_them() -> None:

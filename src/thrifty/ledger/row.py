@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from thrifty.pipeline.context import RequestContext
@@ -11,11 +10,12 @@ from thrifty.pipeline.usage import completion_text
 from thrifty.pricing import Usage
 
 
-def _at(ctx: RequestContext, perf: float | None) -> datetime | None:
-    """The wall-clock instant of a ``perf_counter`` reading taken during the request."""
+def _at(ctx: RequestContext, perf: float | None) -> float | None:
+    """The wall-clock instant (epoch seconds) of a ``perf_counter`` reading taken during the
+    request."""
     if perf is None:
         return None
-    return datetime.fromtimestamp(ctx.started_at + (perf - ctx.started), UTC)
+    return ctx.started_at + (perf - ctx.started)
 
 
 def _content(ctx: RequestContext) -> dict[str, Any]:
@@ -35,6 +35,8 @@ def _content(ctx: RequestContext) -> dict[str, Any]:
 
 
 def build_row(ctx: RequestContext, *, store_content: bool = False) -> dict[str, Any]:
+    """The ledger row of a finished request. Its instants (``started_at``, ``first_byte_at``,
+    ``ended_at``) are epoch seconds: the writer turns them into what its database takes."""
     try:
         usage = ctx.usage_parsed or usage_from_any(ctx.usage)
     except ValueError:
@@ -48,7 +50,7 @@ def build_row(ctx: RequestContext, *, store_content: bool = False) -> dict[str, 
     ttfb = ctx.ttfb_s
     return {
         "request_id": ctx.request_id,
-        "started_at": datetime.fromtimestamp(ctx.started_at, UTC),
+        "started_at": ctx.started_at,
         "first_byte_at": _at(ctx, ctx.first_byte),
         "ended_at": _at(ctx, ctx.ended),
         "endpoint": ctx.endpoint,

@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import operator
 import os
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
+from sqlalchemy import JSON, DateTime
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -47,26 +49,65 @@ def _encode(row: Row) -> bytes:
 def _decode(line: bytes) -> Row:
     row = orjson.loads(line)
     for col in _DATETIME_COLUMNS:
-        if row.get(col):
-            row[col] = datetime.fromisoformat(row[col])
+        value = row.get(col)
+        if isinstance(value, str):  # a datetime (epoch seconds stay a float)
+            row[col] = datetime.fromisoformat(value)
     return row
 
 
 def sqlite_datetime(value: datetime | None) -> str | None:
     """What SQLAlchemy's SQLite ``DATETIME`` bind processor makes of ``value`` (its default
     storage format, ``YYYY-MM-DD HH:MM:SS.ffffff``, time zone dropped) in ~0.8 µs instead of
-    ~1.3 µs: three per ledger row."""
+    ~1.3 µs."""
     if value is None:
         return None
     return value.isoformat(" ", "microseconds")[:26]  # the UTC offset cut off
 
 
+_last_second: list[Any] = [None, ""]  # the second last formatted, and its text
+
+
+def sqlite_instant(value: float | datetime | None) -> str | None:
+    """A ledger instant for SQLite: ``value`` is epoch seconds (what ``build_row`` writes) or a
+    datetime. The text is exactly ``sqlite_datetime(datetime.fromtimestamp(value, UTC))``, in
+    ~0.5 µs instead of ~3.5 µs: the date and time of day are formatted once per second."""
+    if value is None or isinstance(value, datetime):
+        return sqlite_datetime(value)
+    seconds = int(value)
+    micros = round((value - seconds) * 1e6)  # half to even, as ``fromtimestamp`` rounds
+    if micros >= 1_000_000:
+        seconds, micros = seconds + 1, micros - 1_000_000
+    elif micros < 0:  # before 1970: ``int`` truncated towards zero
+        seconds, micros = seconds - 1, micros + 1_000_000
+    last = _last_second
+    if last[0] != seconds:
+        last[1] = datetime.fromtimestamp(seconds, UTC).isoformat(" ")[:19]
+        last[0] = seconds
+    return f"{last[1]}.{micros:06d}"
+
+
+def aware_instant(value: float | datetime | None) -> datetime | None:
+    """A ledger instant as the aware datetime other drivers take (epoch seconds converted)."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromtimestamp(value, UTC)
+
+
+def _after_aware_instant(proc: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: proc(aware_instant(value))
+
+
 class InsertPlan:
     """The ledger insert, compiled once for a dialect: its SQL with positional parameters, and per
-    column SQLAlchemy's own bind processor (SQLite's ``DATETIME`` one replaced by the equivalent
-    ``sqlite_datetime``). ``params`` turns row dicts into the tuples SQLAlchemy would send, so the
-    batch goes to the driver as one ``executemany`` without SQLAlchemy's per-row parameter
-    processing, which ran on the event loop at ~25 µs a row."""
+    column what SQLAlchemy's own bind processor would send, done in fewer steps. ``params`` turns
+    row dicts into those tuples, so the batch goes to the driver as one ``executemany`` without
+    SQLAlchemy's per-row parameter processing, which ran on the event loop at ~25 µs a row.
+
+    - Instants (``DateTime`` columns) may be epoch seconds, as ``build_row`` writes them, or
+      datetimes: SQLite gets ``sqlite_instant``'s text, other dialects an aware datetime.
+    - JSON columns go straight to the dialect's JSON serializer (SQLAlchemy's processor only
+      wraps it; ``None`` becomes JSON ``null`` either way).
+    - Float columns pass a float or None as it is."""
 
     def __init__(self, dialect: Dialect) -> None:
         insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
@@ -80,11 +121,22 @@ class InsertPlan:
         self._values = operator.itemgetter(*names)
         self._procs: list[tuple[int, Callable[[Any], Any]]] = []
         self._floats: list[int] = []  # to_float columns: a float or None passes as it is
+        serialize = getattr(dialect, "_json_serializer", None) or json.dumps
         for i, name in enumerate(names):
-            impl = ledger.c[name].type.dialect_impl(dialect)
+            column_type = ledger.c[name].type
+            impl = column_type.dialect_impl(dialect)
             proc = impl.bind_processor(dialect)
-            if isinstance(impl, sqlite.DATETIME) and impl._storage_format == _SQLITE_DATETIME:
-                self._procs.append((i, sqlite_datetime))
+            if isinstance(column_type, DateTime):
+                if isinstance(impl, sqlite.DATETIME):
+                    if impl._storage_format != _SQLITE_DATETIME:
+                        raise ValueError("an unexpected SQLite DATETIME storage format")
+                    self._procs.append((i, sqlite_instant))
+                elif proc is None:
+                    self._procs.append((i, aware_instant))
+                else:
+                    self._procs.append((i, _after_aware_instant(proc)))
+            elif isinstance(column_type, JSON) and not column_type.none_as_null:
+                self._procs.append((i, serialize))
             elif proc is not None and getattr(proc, "__name__", "") == "to_float":
                 self._floats.append(i)
             elif proc is not None:
