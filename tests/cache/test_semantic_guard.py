@@ -166,6 +166,42 @@ def test_accepts_true_paraphrases(query: str, cached: str) -> None:
     assert guard.check(cached, query)
 
 
+# one word made the opposite by swapping its prefix on the same stem (no lexicon entry needed)
+PREFIX_SWAPS = [
+    ("How do I upsample an image in Python?", "How do I downsample an image in Python?"),
+    ("Print a preorder traversal of a binary tree", "Print a postorder traversal of a binary tree"),
+    ("Keyboard shortcut to undo in VS Code", "Keyboard shortcut to redo in VS Code"),
+    ("Is my model overfitting the data?", "Is my model underfitting the data?"),
+    ("Implicit type conversion in C++", "Explicit type conversion in C++"),
+    ("How do I call a superclass method in Java?", "How do I call a subclass method in Java?"),
+    ("Set the foreground color of a widget", "Set the background color of a widget"),
+    ("Early signs of hypertension", "Early signs of hypotension"),
+    ("How do I unpin a tab in Chrome?", "How do I pin a tab in Chrome?"),
+]
+
+# Prefix-like beginnings that do not make opposites: pass (or fail only for another reason)
+PREFIX_LOOKALIKES = [
+    ("How do I debug this function?", "How do I find the bug in this function?"),
+    ("How can I display the video?", "How can I play the video?"),
+    ("What is a unit test?", "What is it a test?"),
+    ("How do I upsample audio?", "What is the way to upsample audio?"),
+    ("Best way to upsample an image", "Best way of upsampling an image"),
+]
+
+
+@pytest.mark.parametrize(("query", "cached"), PREFIX_SWAPS)
+def test_a_swapped_prefix_is_a_polarity_near_miss(query: str, cached: str) -> None:
+    verdict = guard.check(query, cached)
+    assert not verdict and verdict.reason == "polarity", verdict
+    assert " / " in verdict.detail
+    assert guard.check(cached, query).reason == "polarity"
+
+
+@pytest.mark.parametrize(("query", "cached"), PREFIX_LOOKALIKES)
+def test_prefix_lookalikes_are_not_opposites(query: str, cached: str) -> None:
+    assert Guard(checks=["polarity"]).check(query, cached), (query, cached)
+
+
 # pairs the polarity lexicon also knows: the contrast check alone finds them through WordNet,
 # inflected forms included
 CONTRASTS = [

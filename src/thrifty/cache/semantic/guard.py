@@ -20,8 +20,11 @@ must also pass these checks, each of which names its reason when it rejects:
                 fit"); counted, not paired off by parity: two negations in different clauses
                 ("not a library ... without a server") do not cancel
 ``polarity``    opposite poles of an antonym axis: turn on/off, enable/disable, allow/deny,
-                increase/decrease, before/after, include/exclude, import/export, ...; a negation
-                cancels the opposite it negates ("not mandatory" = "optional": one of the three
+                increase/decrease, before/after, include/exclude, import/export, ...; or one
+                word turned into its opposite by swapping a prefix on the same stem (upsample /
+                downsample, preorder / postorder, undo / redo, implicit / explicit, unpin / pin:
+                ``OPPOSED_PREFIXES``); a negation cancels the opposite it negates ("not
+                mandatory" = "optional", "not available" = "unavailable": one of the three
                 words after the negator opposes the other text), and only that one: "for
                 public users, not optional" still differs from "for private users, required"
 ``contrast``    a content word of one text is the WordNet antonym of one only the other has
@@ -62,6 +65,7 @@ from thrifty.cache.semantic.facts import (
     stems,
     word_present,
 )
+from thrifty.cache.semantic.lexicon import OPPOSED_PREFIXES
 from thrifty.cache.semantic.wordnet import WordNet, wordnet
 
 __all__ = ["REASONS", "Guard", "Verdict"]
@@ -196,7 +200,10 @@ class Guard:
                     if (axis, 1 - pole) in other.poles and (axis, pole) not in other.poles:
                         axes.add(axis)
         side = 0 if more is a else 1
-        pairs = {p for p in self._contrasts(a, b) if more.negated.intersection(stems(p[side]))}
+        opposites = self._contrasts(a, b)
+        if "polarity" in self.checks:
+            opposites += _prefix_opposites(a, b)
+        pairs = {p for p in opposites if more.negated.intersection(stems(p[side]))}
         return axes, pairs
 
     def _negation(self, a: TextFacts, b: TextFacts) -> str:
@@ -212,8 +219,11 @@ class Guard:
         return f"{a.negations} negation(s) vs {b.negations}"
 
     def _polarity(self, a: TextFacts, b: TextFacts) -> str:
-        explained, _ = self._negated_opposites(a, b)
-        return ", ".join(axis for axis in self._opposed(a, b) if axis not in explained)
+        axes, pairs = self._negated_opposites(a, b)
+        opposed = [axis for axis in self._opposed(a, b) if axis not in axes]
+        if not opposed:  # then the words whose prefix reverses them (upsample / downsample)
+            opposed = [f"{x} / {y}" for x, y in _prefix_opposites(a, b) if (x, y) not in pairs]
+        return ", ".join(opposed)
 
     def _contrast(self, a: TextFacts, b: TextFacts) -> str:
         _, explained = self._negated_opposites(a, b)
@@ -255,6 +265,29 @@ def _contrasting(wn: WordNet, a: TextFacts, b: TextFacts) -> list[tuple[str, str
         for y, ly in only_b
         if any(wn.opposed(p, q) for p in lx for q in ly)
     ]
+
+
+def _prefix_opposites(a: TextFacts, b: TextFacts) -> list[tuple[str, str]]:
+    """``(x, y)`` for each word x only ``a`` has that is a word y only ``b`` has with the
+    opposite prefix on the same stem (``OPPOSED_PREFIXES``; inflections matched)."""
+    only_a = [w for w in a.content if not word_present(w, b)]
+    only_b = [w for w in b.content if not word_present(w, a)]
+    if not (only_a and only_b):
+        return []
+    return sorted((x, y) for x in only_a for y in only_b if _prefix_opposed(x, y))
+
+
+@lru_cache(maxsize=4096)
+def _prefix_opposed(x: str, y: str) -> bool:
+    for p, q in OPPOSED_PREFIXES:
+        for u, v in ((x, y), (y, x)):
+            if not (u.startswith(p) and v.startswith(q)):
+                continue
+            su, sv = u[len(p) :], v[len(q) :]
+            shortest = 3 if not (p and q) else 2  # a bare stem: "unit" is not un- + "it"
+            if min(len(su), len(sv)) >= shortest and set(stems(su)) & set(stems(sv)):
+                return True
+    return False
 
 
 def _when(time: tuple[str, str]) -> str:

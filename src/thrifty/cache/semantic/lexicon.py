@@ -18,6 +18,7 @@ __all__ = [
     "IMPLICIT_NEGATORS",
     "NEGATORS",
     "NUMBER_WORDS",
+    "OPPOSED_PREFIXES",
     "ORDINAL_WORDS",
     "PHRASAL_VERBS",
     "SCALE_WORDS",
@@ -180,6 +181,34 @@ AXES: tuple[tuple[str, frozenset[str], frozenset[str]], ...] = tuple(
         ("day/night", "day daytime", "night nighttime"),
         ("yesterday/tomorrow", "yesterday", "tomorrow"),
     )
+)
+
+# Prefixes that reverse a word's direction when one replaces the other on the same stem:
+# upsample / downsample, preorder / postorder, overfit / underfit, undo / redo, implicit /
+# explicit, superclass / subclass. ``""`` is the bare stem (unlock / lock). Prefix pairs that
+# also make unrelated words from one stem ("dis": display / play, "de": debug / bug) are left out.
+OPPOSED_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("up", "down"),
+    ("pre", "post"),
+    ("over", "under"),
+    ("in", "out"),
+    ("in", "ex"),
+    ("im", "ex"),
+    ("en", "de"),
+    ("un", "re"),
+    ("un", ""),
+    ("super", "sub"),
+    ("inter", "intra"),
+    ("intro", "extro"),
+    ("endo", "exo"),
+    ("hyper", "hypo"),
+    ("micro", "macro"),
+    ("homo", "hetero"),
+    ("max", "min"),
+    ("fore", "back"),
+    ("front", "back"),
+    ("left", "right"),
+    ("upper", "lower"),
 )
 
 # Verbs whose particle carries the polarity: "turn the light off" -> turn_off.
