@@ -20,7 +20,10 @@ misses: the table is the cache-miss path (lookup, upstream call, storing the ans
 its cache;
 ``--config-variant YAML`` adds a Thrifty whose config has that YAML too (its own directory and
 database), e.g. ``"cache: {disk_path: null}"``; ``--variant=--gc-freeze`` adds a Thrifty started
-by ``bench/serve_variant.py`` with that process tweak. All targets share the rounds.
+by ``bench/serve_variant.py`` with that process tweak; ``--baseline-src DIR`` adds a Thrifty
+running another checkout's code (``git worktree add DIR <commit>``; its ``src`` first on
+``PYTHONPATH``, named ``thrifty@<commit>``), to compare a change with the code before it in one
+run. All targets share the rounds.
 
 Measurement: ``bench/loadgen.py`` in a separate process (aiohttp, keep-alive, closed loop,
 warm-up then a fixed window). Targets are interleaved within each round (their order alternates
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import subprocess
 import sys
 import tempfile
 import time
@@ -124,10 +128,16 @@ class Target:
 
 
 def _gateway(
-    es: contextlib.ExitStack, tmp: Path, mport: int, extra_config: str, variant: str | None
+    es: contextlib.ExitStack,
+    tmp: Path,
+    mport: int,
+    extra_config: str,
+    variant: str | None,
+    src: Path | None = None,
 ) -> tuple[int, int, str]:
     """Config, key and a running gateway in ``tmp``: ``thrifty serve``, or for a variant
-    ``bench/serve_variant.py <variant flags>``. Returns (pid, port, key)."""
+    ``bench/serve_variant.py <variant flags>``; ``src`` runs the ``thrifty`` package of another
+    checkout (its ``src`` first on ``PYTHONPATH``). Returns (pid, port, key)."""
     tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
     cfg = write_config(tmp, mport, port, extra_config)
@@ -136,16 +146,30 @@ def _gateway(
         cmd = [*thrifty_cmd(), "serve", "--config", str(cfg), "--port", str(port)]
     else:
         cmd = [PYTHON, str(BENCH_DIR / "serve_variant.py"), "--port", str(port), *variant.split()]
+    env = {"THRIFTY_CONFIG": str(cfg)}
+    if src is not None:
+        env["PYTHONPATH"] = str(src / "src")
     proc = es.enter_context(
         started(
             cmd,
             log=tmp / "thrifty.log",
             ready_url=f"http://127.0.0.1:{port}/readyz",
             cwd=tmp,
-            env={"THRIFTY_CONFIG": str(cfg)},
+            env=env,
         )
     )
     return proc.pid, port, key
+
+
+def _checkout_name(src: Path) -> str:
+    """``thrifty@<short commit>`` of another checkout (its directory name if not a git one)."""
+    out = subprocess.run(
+        ["git", "-C", str(src), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return f"thrifty@{out.stdout.strip() or src.name}"
 
 
 @contextlib.contextmanager
@@ -157,6 +181,7 @@ def stack(
     extra_config: str = "",
     variants: tuple[str, ...] = (),
     config_variants: tuple[str, ...] = (),
+    baselines: tuple[Path, ...] = (),
     cache_hit: bool = False,
     echo_floor: bool = False,
 ) -> Iterator[tuple[list[Target], str]]:
@@ -189,6 +214,17 @@ def stack(
             name = "thrifty `" + " ".join(cfg.split()) + "`"
             targets.append(
                 Target(name, f"http://127.0.0.1:{vport}", {"gateway": vpid, **up}, vpid, vkey)
+            )
+        for i, src in enumerate(baselines):
+            bpid, bport, bkey = _gateway(es, tmp / f"baseline{i}", mport, extra_config, None, src)
+            targets.append(
+                Target(
+                    _checkout_name(src),
+                    f"http://127.0.0.1:{bport}",
+                    {"gateway": bpid, **up},
+                    bpid,
+                    bkey,
+                )
             )
         if cache_hit:  # the same gateways, identical bodies: answered from their response cache
             for t in list(targets[1:]):
@@ -225,6 +261,7 @@ def measure(a: argparse.Namespace) -> list[dict[str, Any]]:
             extra_config=a.config_extra,
             variants=tuple(a.variant),
             config_variants=tuple(a.config_variant),
+            baselines=tuple(Path(p).resolve() for p in a.baseline_src),
             cache_hit=a.cache_hit,
             echo_floor=a.echo_floor,
         ) as (targets, _):
@@ -465,6 +502,13 @@ def main() -> None:
         default=[],
         help="extra Thrifty target with this YAML added to its config, e.g. "
         '"cache: {disk_path: null}" (repeatable)',
+    )
+    ap.add_argument(
+        "--baseline-src",
+        action="append",
+        default=[],
+        help="extra Thrifty target running another checkout's code, e.g. one made by "
+        '"git worktree add /tmp/base HEAD~1" (repeatable; named thrifty@<commit>)',
     )
     ap.add_argument("--no-save", action="store_true", help="don't append to bench/results/")
     a = ap.parse_args()

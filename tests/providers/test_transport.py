@@ -33,10 +33,14 @@ def ok(body: bytes, extra: bytes = b"") -> bytes:
     return b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n%s\r\n%s" % (len(body), extra, body)
 
 
+Answer = bytes | list[bytes | float] | None
+
+
 @asynccontextmanager
-async def server(answer: Callable[[int, bytes, bytes], bytes | None]) -> AsyncIterator[dict]:
-    """Answers each request with ``answer(nth request on the connection, head, body)``;
-    ``None`` closes the connection. Counts connections."""
+async def server(answer: Callable[[int, bytes, bytes], Answer]) -> AsyncIterator[dict]:
+    """Answers each request with ``answer(nth request on the connection, head, body)``: bytes,
+    or a list of bytes to write with pauses (a float, in seconds) between them; ``None`` closes
+    the connection. Counts connections."""
     state: dict = {"connections": 0, "heads": []}
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -50,9 +54,13 @@ async def server(answer: Callable[[int, bytes, bytes], bytes | None]) -> AsyncIt
                 n += 1
                 if out is None:
                     break
-                writer.write(out)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
+                for part in [out] if isinstance(out, bytes) else out:
+                    if isinstance(part, float):
+                        await asyncio.sleep(part)
+                        continue
+                    writer.write(part)
+                    await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass
         finally:
             writer.close()

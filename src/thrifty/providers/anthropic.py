@@ -351,6 +351,7 @@ class AnthropicStream(ResponseStream["AnthropicProvider"]):
                 for chunk in translator.feed(name, data):
                     yield StreamEvent(data=chunk, raw=None)
                 if translator.done:
+                    self._ended()
                     return
         finally:
             await events.aclose()

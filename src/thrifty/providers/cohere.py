@@ -208,11 +208,13 @@ class CohereStream(ResponseStream["CohereProvider"]):
                     continue  # `event:` lines, comments, stray blank lines
                 payload, data = b"\n".join(data), []
                 if payload.strip() == _DONE:
+                    self._ended()
                     break
                 if payload.strip():
                     for chunk in self._decode(payload):
                         yield StreamEvent(data=chunk)
                 if tr.done:
+                    self._ended()
                     break
             else:
                 if data and data != [_DONE]:

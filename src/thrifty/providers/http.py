@@ -305,6 +305,11 @@ class ResponseStream(ABC, Generic[P]):
     async def aclose(self) -> None:
         self._resp.close()
 
+    def _ended(self) -> None:
+        """The adapter's wire protocol says the stream is over: the connection goes back to
+        the pool once the HTTP body ends too (instead of being closed by ``aclose``)."""
+        self._resp.release_when_complete()
+
     def __aiter__(self) -> AsyncIterator[StreamEvent]:
         return self._events()
 

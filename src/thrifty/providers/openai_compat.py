@@ -71,6 +71,7 @@ class _SSEStream(ResponseStream["OpenAICompatProvider"]):
                 continue  # blank separators, comments, `event:` lines
             payload = line[5:].strip()
             if payload == _DONE:
+                self._ended()
                 return
             data = self._json_object(payload, "a stream chunk")
             if "error" in data:

@@ -10,6 +10,7 @@ from abc import ABC, abstractmethod
 from typing import Self
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 __all__ = ["ServerLifecycle"]
 
@@ -29,6 +30,19 @@ class ServerLifecycle(ABC):
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._peers: set[object] = set()
+
+    @property
+    def connections(self) -> int:
+        """How many client connections have sent requests (a kept-alive one counts once)."""
+        return len(self._peers)
+
+    @web.middleware
+    async def _count_connection(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        transport = request.transport
+        if transport is not None:
+            self._peers.add(transport.get_extra_info("peername"))
+        return await handler(request)
 
     @abstractmethod
     def routes(self, app: web.Application) -> None:
@@ -60,7 +74,9 @@ class ServerLifecycle(ABC):
         if self._runner is not None:
             return self.base_url
         await self.prepare()
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app = web.Application(
+            client_max_size=64 * 1024 * 1024, middlewares=[self._count_connection]
+        )
         self.routes(app)
         app.router.add_get("/health", self._health)
         runner = web.AppRunner(

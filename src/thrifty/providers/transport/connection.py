@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from thrifty.providers.transport.pool import Pool
 
 _HIGH_WATER = 1 << 20
+END_GRACE_S = 2.0
+"""How long a stream whose events have ended may wait for the end of its HTTP body (the final
+chunk of a chunked body) before its connection is dropped instead of reused."""
 
 
 class Response:
@@ -37,9 +40,12 @@ class Response:
         self._decoder: Any = None
         self._released = False
         self._whole = False  # ``read`` wants everything: never pause the socket
+        self._settling: asyncio.TimerHandle | None = None  # see ``release_when_complete``
 
     # -- fed by the connection ---------------------------------------------------------------
     def _feed(self, data: bytes) -> None:
+        if self._settling is not None:
+            return  # the reader is gone: the rest of the body is read and dropped
         if self._decoder is not None:
             try:
                 data = self._decoder.decompress(data)
@@ -60,6 +66,8 @@ class Response:
                 self._chunks.append(tail)
         self._done = True
         self._wake()
+        if self._settling is not None:
+            self._conn.loop.call_soon(self._settle, True)
 
     def _fail(self, exc: BaseException) -> None:
         if self._done:
@@ -69,6 +77,16 @@ class Response:
         if not self._head.done():
             self._head.set_exception(exc)
         self._wake()
+        if self._settling is not None:
+            self._settle(False)
+
+    def _settle(self, reuse: bool) -> None:
+        """End ``release_when_complete``'s wait: reuse the connection if its body ended."""
+        timer = self._settling
+        if timer is None:
+            return
+        timer.cancel()
+        self._conn.done_with(self, reuse=reuse and self._done and self._exc is None)
 
     def _wake(self) -> None:
         w = self._waiter
@@ -146,6 +164,26 @@ class Response:
             return
         self._released = True
         self._conn.done_with(self, reuse=self._done and self._exc is None)
+
+    def release_when_complete(self, grace_s: float | None = None) -> None:
+        """Give the connection back once its body has ended, without waiting for that here:
+        for a stream whose own protocol has said it is over (``data: [DONE]``,
+        ``message_stop``) while the final chunk of the HTTP body may still be on its way.
+        Whatever else arrives is dropped; if the body has not ended within ``grace_s`` the
+        connection is closed (``END_GRACE_S`` by default). Later ``release`` and ``close``
+        calls change nothing."""
+        if self._released:
+            return
+        if self._done:
+            self.release()
+            return
+        self._released = True
+        self._chunks.clear()
+        self._buffered = 0
+        self._line = b""
+        grace = END_GRACE_S if grace_s is None else grace_s
+        self._settling = self._conn.loop.call_later(grace, self._settle, False)
+        self._conn.resume()
 
     def close(self) -> None:
         """Drop the connection whatever state the response is in."""
