@@ -52,6 +52,10 @@ async def test_streamed_hits_replay_identically(stack: CacheStack) -> None:
     assert stack.upstream_calls() == 1
     assert sse_text(hit)[0] == sse_text(miss)[0]
     assert hit.text.rstrip().endswith("data: [DONE]")
+    # the stored answer goes out in as few events as the SDKs need: role, content, finish
+    deltas = [c["choices"][0]["delta"] for c in sse_text(hit)[1] if c["choices"]]
+    assert len(sse_text(miss)[1]) > 3 and len(deltas) == 3
+    assert deltas[0]["role"] == "assistant" and deltas[1]["content"] == sse_text(miss)[0]
     # the same question without streaming is the same entry
     plain = await stack.chat(chat_body("Tell me about lighthouses"))
     assert plain.headers["x-thrifty-cache"] == "hit"

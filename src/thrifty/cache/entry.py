@@ -3,7 +3,6 @@ as an SSE stream that the official SDKs parse exactly like the original."""
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -11,8 +10,6 @@ from typing import Any
 import orjson
 
 from thrifty.providers.base import StreamEvent
-
-_WORDS = re.compile(r"\S+\s*|\s+")
 
 
 class CacheEntry:
@@ -138,14 +135,18 @@ def assemble_completion(
 
 
 class ReplayStream:
-    """An ``UpstreamStream`` that replays a stored ``chat.completion`` as chunks: role chunk,
-    content in word groups, finish chunk, and the usage chunk (``choices: []``)."""
+    """An ``UpstreamStream`` that replays a stored ``chat.completion`` as chunks: per choice a
+    role chunk, its whole content in one chunk, a finish chunk; then the usage chunk
+    (``choices: []``).
+
+    The answer is all there, so it goes out in as few events as the SDKs' accumulators need:
+    every event costs a frame and a send, and a replay in word groups arrived in one burst
+    all the same (``docs/decisions.md``)."""
 
     headers: dict[str, str] = {}
 
-    def __init__(self, response: dict[str, Any], words_per_chunk: int = 4) -> None:
+    def __init__(self, response: dict[str, Any]) -> None:
         self._response = response
-        self._n = words_per_chunk
 
     async def aclose(self) -> None:
         return None
@@ -170,14 +171,13 @@ class ReplayStream:
             i = choice.get("index", 0)
             role = {"role": "assistant", "content": "", "refusal": None}
             yield chunk([{"index": i, "delta": role, "logprobs": None, "finish_reason": None}])
-            words = _WORDS.findall((choice.get("message") or {}).get("content") or "")
-            for j in range(0, len(words), self._n):
-                piece = "".join(words[j : j + self._n])
+            content = (choice.get("message") or {}).get("content")
+            if content:
                 yield chunk(
                     [
                         {
                             "index": i,
-                            "delta": {"content": piece},
+                            "delta": {"content": content},
                             "logprobs": None,
                             "finish_reason": None,
                         }
