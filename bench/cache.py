@@ -5,10 +5,11 @@ by side in one run, with the gateway's CPU per request. Prints a table; never pa
 
 Set-up: a fake OpenAI upstream and the gateway in one process on loopback (``LocalServer``);
 a client sends sequential keep-alive requests. "miss" requests differ by one token so none hits;
-"hit" requests repeat one prompt. Gateway CPU per request is the process CPU time (gateway +
-fake + client share the process), so for hits — where the fake does nothing — it bounds the
-gateway's cost from above. The semantic-cache figures (embedding + search latency, precision
-and recall) come from ``bench/semantic.py``.
+"hit" requests repeat one prompt ("streamed" ones ask for SSE: the entry replayed as chunks).
+Gateway CPU per request is the process CPU time (gateway + fake + client share the process), so
+for hits — where the fake does nothing — it bounds the gateway's cost from above. The
+semantic-cache figures (embedding + search latency, precision and recall) come from
+``bench/semantic.py``.
 """
 
 from __future__ import annotations
@@ -101,6 +102,11 @@ async def main(n: int, redis_url: str | None) -> None:
                 hit = await run_case(server.base_url, key, n, same=True)
                 rows.append((label, "miss (upstream call)", miss))
                 rows.append((label, "exact hit", hit))
+                if label == "memory tier":
+                    streamed = await run_case(
+                        server.base_url, key, n, same=True, extra={"stream": True}
+                    )
+                    rows.append((label, "exact hit, streamed (SSE replay)", streamed))
     print(f"\nExact cache through HTTP, {n} sequential keep-alive requests per case\n")
     print("| tier | case | p50 ms | p99 ms | process CPU ms/req | hit share |")
     print("|---|---|---:|---:|---:|---:|")
