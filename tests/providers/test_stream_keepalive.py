@@ -64,6 +64,17 @@ FAKES: dict[str, Callable[[], tuple[ServerLifecycle, Callable[[str], dict[str, A
 }
 
 
+async def settled(provider: Provider, limit_s: float = 5.0) -> None:
+    """Until every open upstream connection is idle in its pool again (a stream's final chunk
+    may land a moment after its last event)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_s
+    pools = getattr(provider, "_pools", None) or {}
+    while any(pool._open != len(pool._idle) for pool in pools.values()):
+        assert loop.time() < deadline, "a connection never went back to its pool"
+        await asyncio.sleep(0.005)
+
+
 @pytest.mark.parametrize("kind", sorted(FAKES))
 async def test_streams_and_completions_share_one_upstream_connection(kind: str) -> None:
     fake, settings, model = FAKES[kind]()
@@ -81,7 +92,7 @@ async def test_streams_and_completions_share_one_upstream_connection(kind: str) 
                 finally:
                     await stream.aclose()
                 assert events, kind
-                await asyncio.sleep(0.01)  # a final chunk still in flight lands
+                await settled(provider)
                 if i == 1:
                     await provider.complete(dep, body)
         finally:
