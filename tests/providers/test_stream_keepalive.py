@@ -6,12 +6,14 @@ the HTTP body ends, instead of closing it. Without this every streamed request p
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.providers.test_transport import Answer, server
+from tests.providers.test_transport import Answer, self_signed, server
 from thrifty.config import ProviderConfig
 from thrifty.providers.base import Deployment, Provider
 from thrifty.providers.factory import provider_class
@@ -123,9 +125,18 @@ async def read_events(pool: Pool) -> list[bytes]:
             return lines
 
 
-async def test_a_final_chunk_after_the_last_event_still_returns_the_connection() -> None:
-    async with server(lambda n, h, b: late_end(0.5)) as s:
-        pool = Pool(s["origin"])
+@pytest.mark.parametrize("tls", [False, True])
+async def test_a_final_chunk_after_the_last_event_still_returns_the_connection(
+    tls: bool, tmp_path: Path
+) -> None:
+    server_ctx = client_ctx = None
+    if tls:
+        cert, key = self_signed(tmp_path)
+        server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server_ctx.load_cert_chain(cert, key)
+        client_ctx = ssl.create_default_context(cafile=cert)
+    async with server(lambda n, h, b: late_end(0.5), ssl=server_ctx) as s:
+        pool = Pool(s["origin"], ssl_context=client_ctx)
         for _ in range(2):
             await read_events(pool)
             # the reader has its events while the body is still open: not pooled yet ...

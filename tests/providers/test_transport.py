@@ -6,6 +6,7 @@ import asyncio
 import gzip
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 
@@ -37,10 +38,12 @@ Answer = bytes | list[bytes | float] | None
 
 
 @asynccontextmanager
-async def server(answer: Callable[[int, bytes, bytes], Answer]) -> AsyncIterator[dict]:
+async def server(
+    answer: Callable[[int, bytes, bytes], Answer], ssl: Any = None
+) -> AsyncIterator[dict]:
     """Answers each request with ``answer(nth request on the connection, head, body)``: bytes,
     or a list of bytes to write with pauses (a float, in seconds) between them; ``None`` closes
-    the connection. Counts connections."""
+    the connection. Counts connections. ``ssl``: a server TLS context (``https`` origin)."""
     state: dict = {"connections": 0, "heads": []}
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -65,8 +68,9 @@ async def server(answer: Callable[[int, bytes, bytes], Answer]) -> AsyncIterator
         finally:
             writer.close()
 
-    srv = await asyncio.start_server(handle, "127.0.0.1", 0)
-    state["origin"] = f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}"
+    srv = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=ssl)
+    scheme, host = ("https", "localhost") if ssl is not None else ("http", "127.0.0.1")
+    state["origin"] = f"{scheme}://{host}:{srv.sockets[0].getsockname()[1]}"
     async with srv:
         yield state
 
@@ -245,7 +249,7 @@ async def test_the_first_byte_timeout_covers_a_silent_upstream() -> None:
         await pool.close()
 
 
-def _self_signed(tmp_path) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+def self_signed(tmp_path) -> tuple[str, str]:  # type: ignore[no-untyped-def]
     import datetime as dt
     import ipaddress
 
@@ -288,7 +292,7 @@ def _self_signed(tmp_path) -> tuple[str, str]:  # type: ignore[no-untyped-def]
 async def test_https_verifies_the_certificate_and_reuses_the_tls_connection(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import ssl
 
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_ctx.load_cert_chain(cert, key)
     connections = 0
