@@ -162,3 +162,16 @@ async def test_a_body_that_never_ends_is_dropped_after_the_grace(
         await asyncio.sleep(0.2)
         await pool.close()
         assert s["connections"] == 2 and len(s["heads"]) == 2
+
+
+async def test_closing_the_pool_drops_a_connection_still_reading_a_finished_stream() -> None:
+    async with server(lambda n, h, b: late_end(3600.0)) as s:
+        pool = Pool(s["origin"])
+        await read_events(pool)
+        assert len(pool.settling) == 1 and pool._open == 1
+        await pool.close()
+        for _ in range(100):  # the abort lands within a few loop iterations
+            if pool._open == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert pool._open == 0 and not pool.settling

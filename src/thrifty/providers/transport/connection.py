@@ -86,6 +86,7 @@ class Response:
         if timer is None:
             return
         timer.cancel()
+        self._conn.pool.settling.discard(self._conn)
         self._conn.done_with(self, reuse=reuse and self._done and self._exc is None)
 
     def _wake(self) -> None:
@@ -183,6 +184,7 @@ class Response:
         self._line = b""
         grace = END_GRACE_S if grace_s is None else grace_s
         self._settling = self._conn.loop.call_later(grace, self._settle, False)
+        self._conn.pool.settling.add(self._conn)
         self._conn.resume()
 
     def close(self) -> None:

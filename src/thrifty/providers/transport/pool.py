@@ -37,6 +37,8 @@ class Pool:
         self.keepalive_s = keepalive_s
         self.connect_s = connect_s
         self._idle: list[_Connection] = []
+        # Connections reading the rest of a finished stream's body (``release_when_complete``).
+        self.settling: set[_Connection] = set()
         self._open = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._closed = False
@@ -148,6 +150,8 @@ class Pool:
 
     async def close(self) -> None:
         self._closed = True
+        for conn in list(self.settling):  # ends their wait: each is dropped on the way
+            conn.abort()
         for conn in self._idle:
             conn.abort()
         self._open -= len(self._idle)
