@@ -93,10 +93,6 @@ def aware_instant(value: float | datetime | None) -> datetime | None:
     return datetime.fromtimestamp(value, UTC)
 
 
-def _after_aware_instant(proc: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    return lambda value: proc(aware_instant(value))
-
-
 class InsertPlan:
     """The ledger insert, compiled once for a dialect: its SQL with positional parameters, and per
     column what SQLAlchemy's own bind processor would send, done in fewer steps. ``params`` turns
@@ -131,10 +127,10 @@ class InsertPlan:
                     if impl._storage_format != _SQLITE_DATETIME:
                         raise ValueError("an unexpected SQLite DATETIME storage format")
                     self._procs.append((i, sqlite_instant))
-                elif proc is None:
+                elif proc is None:  # asyncpg and psycopg take the datetime itself
                     self._procs.append((i, aware_instant))
                 else:
-                    self._procs.append((i, _after_aware_instant(proc)))
+                    raise ValueError(f"{dialect.name}: an unexpected DateTime bind processor")
             elif isinstance(column_type, JSON) and not column_type.none_as_null:
                 self._procs.append((i, serialize))
             elif proc is not None and getattr(proc, "__name__", "") == "to_float":

@@ -67,6 +67,7 @@ class Response:
         self._done = True
         self._wake()
         if self._settling is not None:
+            # not from inside the parser's callback: reusing the connection replaces its parser
             self._conn.loop.call_soon(self._settle, True)
 
     def _fail(self, exc: BaseException) -> None:
