@@ -40,12 +40,14 @@ NEGATORS = _w(
 )
 
 # Words that negate without a negator: "avoid X" = do not X, "prevent X" = make X not happen,
-# "language-agnostic" = not tied to a language. Counted as negations, so that "used to not
+# "exclude X" = do not include X (as "except X" does), "language-agnostic" = not tied to a
+# language. Counted as negations, so that "used to not
 # create copies" and "used to avoid creating copies" hold as many as each other.
 IMPLICIT_NEGATORS = _w(
     """
     avoid avoids avoided avoiding prevent prevents prevented preventing refrain refrains
-    refrained refraining avert averts averted averting agnostic
+    refrained refraining avert averts averted averting exclude excludes excluded excluding
+    agnostic
     """
 )
 
@@ -96,7 +98,8 @@ AXES: tuple[tuple[str, frozenset[str], frozenset[str]], ...] = tuple(
             "allow permit accept approve grant whitelist allowlist",
             "deny forbid prohibit reject refuse revoke blacklist denylist block",
         ),
-        ("include/exclude", "include inclusive", "exclude exclusive"),
+        # "exclude" itself is a negator (IMPLICIT_NEGATORS): "not include" = "exclude"
+        ("include/exclude", "include inclusive", "exclusive"),
         ("row/column", "row", "column"),
         ("local/remote", "local locally", "remote remotely"),
         ("load/save", "load", "save dump"),
