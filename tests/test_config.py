@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from thrifty.config import config_from_env, load_config
+from tests.support import gateway_config
+from thrifty.config import FAKE_SOURCE, Config, config_from_env, load_config
 from thrifty.errors import ConfigError
+from thrifty.gateway import Gateway
 
 GOOD = """
 server: {port: 4100, admin_key: "${ADMIN}"}
@@ -81,7 +86,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_env_providers_and_fake_fallback() -> None:
     fake = config_from_env({})
-    assert fake.uses_fake_providers and fake.source == "built-in fake providers"
+    assert fake.uses_fake_providers and fake.source == FAKE_SOURCE
     assert {m.name for m in fake.models} >= {"gpt-4o", "gpt-4o-mini", "text-embedding-3-small"}
     real = config_from_env({"OPENAI_API_KEY": "sk-x", "ANTHROPIC_API_KEY": "sk-ant"})
     assert not real.uses_fake_providers
@@ -93,3 +98,37 @@ def test_env_providers_and_fake_fallback() -> None:
     gemini = config_from_env({"GEMINI_API_KEY": "g"}).providers["gemini"]
     assert gemini.kind == "gemini" and gemini.api_key == "g"
     assert any(m.name.startswith("claude") for m in real.models)
+
+
+@pytest.mark.parametrize(
+    ("make", "banner"),
+    [
+        (lambda tmp: config_from_env({}, **_local(tmp)), "FAKE PROVIDERS: answers"),
+        (
+            lambda tmp: gateway_config("http://unused", tmp, provider={"kind": "fake"}),
+            "FAKE PROVIDERS (test): answers",
+        ),
+    ],
+)
+async def test_the_fake_provider_banner_names_a_config_source_once(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    make: Callable[[Path], Config],
+    banner: str,
+) -> None:
+    """The banner names where the config came from, unless that is the fake providers
+    themselves ("FAKE PROVIDERS (built-in fake providers)" said it twice)."""
+    config = make(tmp_path)
+    assert config.uses_fake_providers
+    with caplog.at_level(logging.WARNING, logger="thrifty"):
+        async with Gateway(config):
+            pass
+    assert [r.getMessage() for r in caplog.records if banner in r.getMessage()], caplog.text
+
+
+def _local(tmp: Path) -> dict[str, Any]:
+    return {
+        "database": {"url": f"sqlite+aiosqlite:///{tmp / 'thrifty.db'}"},
+        "cache": {"disk_path": str(tmp / "cache")},
+        "ledger": {"spill_path": str(tmp / "spill.jsonl")},
+    }

@@ -317,6 +317,9 @@ FAKE_MODELS: tuple[tuple[str, str], ...] = (
 )
 
 
+FAKE_SOURCE = "built-in fake providers"  # ``Config.source`` when no provider key was found
+
+
 def config_from_env(env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
     """A config from provider keys in the environment; the fake providers when there are none."""
     env = os.environ if env is None else env
@@ -335,7 +338,7 @@ def config_from_env(env: Mapping[str, str] | None = None, **overrides: Any) -> C
         models = [
             {"name": m, "mode": mode, "provider": "fake", "model": m} for m, mode in FAKE_MODELS
         ]
-        source = "built-in fake providers"
+        source = FAKE_SOURCE
     data: dict[str, Any] = {"providers": providers, "models": models, **overrides}
     server = dict(data.get("server") or {})
     if env.get("THRIFTY_ADMIN_KEY") and "admin_key" not in server:

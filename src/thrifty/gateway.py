@@ -22,7 +22,7 @@ from thrifty.budgets.quota import QuotaTracker
 from thrifty.budgets.store import BudgetStore
 from thrifty.cache.coalesce import SingleFlight
 from thrifty.cache.tiered import TieredCache
-from thrifty.config import Config
+from thrifty.config import FAKE_SOURCE, Config
 from thrifty.db.engine import make_engine
 from thrifty.db.migrate import upgrade
 from thrifty.errors import ThriftyError
@@ -198,9 +198,9 @@ class Gateway:
             return
         if self.config.uses_fake_providers:
             log.warning(
-                "*** Thrifty is running on the BUILT-IN FAKE PROVIDERS (%s): answers are "
+                "*** Thrifty is running on the BUILT-IN FAKE PROVIDERS%s: answers are "
                 "synthetic. Configure providers or set OPENAI_API_KEY for real ones. ***",
-                self.config.source,
+                "" if self.config.source == FAKE_SOURCE else f" ({self.config.source})",
             )
         self._engine = make_engine(self.config.database.url, echo=self.config.database.echo)
         await upgrade(self._engine)
