@@ -13,7 +13,7 @@ import pytest
 
 from tests.cache.conftest import CacheStack, cache_stack
 from tests.redisx import redis_prefix, redis_url
-from tests.support import chat_body
+from tests.support import ADMIN_KEY, chat_body
 from thrifty.testing import FakeOpenAIServer
 
 __all__ = ["redis_prefix"]
@@ -40,6 +40,14 @@ async def test_paraphrase_hits_and_is_accounted(make_stack) -> None:
         streamed = await s.chat(chat_body("How can I reset my password?", stream=True))
         assert streamed.headers["x-thrifty-cache"] == "semantic"
         assert "data: [DONE]" in streamed.text
+        # stats: each semantic hit counts as one, apart from exact hits; its exact lookup missed
+        stats = (
+            await s.client.get(
+                "/admin/cache/stats", headers={"authorization": f"Bearer {ADMIN_KEY}"}
+            )
+        ).json()["counts"]
+        assert stats["semantic_hit:memory"] == 2 and "hit:memory" not in stats
+        assert stats["miss"] == 3
 
 
 @pytest.mark.parametrize(

@@ -71,12 +71,15 @@ class TieredCache:
             await tier.aclose()
         del self.tiers[1:]
 
-    async def get(self, key: str) -> tuple[bytes, str] | None:
+    async def get(self, key: str, *, kind: str = "hit") -> tuple[bytes, str] | None:
         """(value, tier name) or None. A lower-tier hit is promoted to the memory tier for
-        the rest of its lifetime, with its meta (so invalidation still finds it)."""
+        the rest of its lifetime, with its meta (so invalidation still finds it). A found entry
+        counts as ``{kind}:{tier}``: ``hit`` for an exact lookup, ``semantic_hit`` when the
+        semantic stage fetches the entry it matched (its miss was counted by the exact
+        lookup)."""
         value = self.memory.get_now(key)
         if value is not None:
-            self.counts["hit:memory"] += 1
+            self.counts[f"{kind}:memory"] += 1
             return value, "memory"
         for tier in self.tiers[1:]:
             found = await tier.get(key)
@@ -85,9 +88,10 @@ class TieredCache:
                 remaining = float(meta.get("expires_at", 0)) - time.time()
                 if remaining > 0:
                     self.memory.set_now(key, value, remaining, meta)
-                self.counts[f"hit:{tier.name}"] += 1
+                self.counts[f"{kind}:{tier.name}"] += 1
                 return value, tier.name
-        self.counts["miss"] += 1
+        if kind == "hit":
+            self.counts["miss"] += 1
         return None
 
     def put(self, key: str, value: bytes, ttl_s: float, meta: dict[str, Any]) -> None:

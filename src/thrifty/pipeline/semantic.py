@@ -251,7 +251,7 @@ class SemanticStage:
                 if not verdict.ok:
                     ctx.flags.append(f"semantic_rejected:{verdict.reason}")
                     continue
-            found = await self.cache.get(hit.key)
+            found = await self.cache.get(hit.key, kind="semantic_hit")
             if found is None:  # the entry expired or was invalidated
                 if self.shared is not None:
                     with contextlib.suppress(Exception):  # it expires anyway
