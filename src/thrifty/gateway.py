@@ -144,6 +144,8 @@ class Gateway:
             self.recorders.append(RouteMetricsRecorder(self.metrics, self.route_policies))
             self.shadows = ShadowSampler(self, self.route_policies)
             self.recorders.append(self.shadows)
+            if self.cache_stage is not None:  # a group's answer depends on more than the body
+                self.cache_stage.route_groups = frozenset(self.route_policies)
         self.chat_pipeline = build_chat_pipeline(
             self.registry,
             self.costing,
@@ -327,7 +329,9 @@ class Gateway:
             body=request.body,
             stream=request.stream,
             include_usage=request.include_usage,
-            tags={**principal.tags, **(tags or {})},
+            # The key's tags win over the request's (cost attribution, cache rules); the
+            # request may only add tags of other names.
+            tags={**(tags or {}), **principal.tags},
             priority=priority,
             cache_directive=cache,
         )
@@ -341,7 +345,10 @@ class Gateway:
         request_id: str | None = None,
         tags: dict[str, str] | None = None,
         priority: str = "normal",
+        cache: str | None = None,
     ) -> Completed:
+        """Run an embeddings request through the pipeline; ``cache`` is the
+        ``x-thrifty-cache`` directive (``off``, ``no-cache``, ``no-store``), as for ``chat``."""
         if isinstance(request, dict):
             request = embeddings_request_from_body(request)
         ctx = RequestContext(
@@ -350,8 +357,9 @@ class Gateway:
             principal=principal,
             requested_model=request.model,
             body=request.body,
-            tags={**principal.tags, **(tags or {})},
+            tags={**(tags or {}), **principal.tags},  # the key's tags win, as in ``chat``
             priority=priority,
+            cache_directive=cache,
         )
         outcome = await self.embeddings_pipeline.run(ctx)
         assert isinstance(outcome, Completed)

@@ -230,6 +230,14 @@ def test_time_sensitive_large_requests_get_the_fast_model(
     assert "time-sensitive" in d.reason
 
 
+def test_a_key_tag_wins_over_the_request_tag_of_the_same_name() -> None:
+    """As in the gateway: the key's ``latency: high`` is not overridden by the request (the
+    admin route preview passes the raw request tags)."""
+    p = policy(time_sensitive_model="gpt-4.1")
+    who = Principal(tenant="acme", tags={"latency": "high"})
+    assert p.decide(body(0.9), who, tags={"latency": "low"}).model == "gpt-4o"
+
+
 def test_time_sensitivity_leaves_other_tiers_alone_unless_listed() -> None:
     p = policy(time_sensitive_model="gpt-4.1")
     d = p.decide(body(0.1), USER, tags={"latency": "low"})

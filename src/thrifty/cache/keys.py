@@ -27,12 +27,22 @@ DENY = frozenset(
 
 
 def scope_of(principal: Principal, scope: str) -> str:
-    """``t:<tenant>`` (default), ``u:<tenant>:<user>`` or ``g`` (global)."""
+    """``t:<tenant>`` (default), ``u:<tenant>:<user>`` or ``g`` (global). The separators ``:``
+    and ``|`` (and ``%``) inside a name are escaped, so no two principals share a scope: tenant
+    "acme:bob" with user "x" is not tenant "acme" with user "bob:x"."""
     if scope == "global":
         return "g"
     if scope == "user":
-        return f"u:{principal.tenant}:{principal.user or principal.key_id or '-'}"
-    return f"t:{principal.tenant}"
+        return (
+            f"u:{_escaped(principal.tenant)}:{_escaped(principal.user or principal.key_id or '-')}"
+        )
+    return f"t:{_escaped(principal.tenant)}"
+
+
+def _escaped(name: str) -> str:
+    if "%" in name or ":" in name or "|" in name:
+        return name.replace("%", "%25").replace(":", "%3A").replace("|", "%7C")
+    return name
 
 
 def digest(value: Any) -> str:

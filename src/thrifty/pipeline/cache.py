@@ -16,13 +16,16 @@ from typing import Any
 
 from thrifty.cache.coalesce import SingleFlight
 from thrifty.cache.entry import CacheEntry, ReplayStream, assemble_completion, storable_reason
-from thrifty.cache.keys import request_key, scope_of
+from thrifty.cache.keys import digest, request_key, scope_of
 from thrifty.cache.tiered import TieredCache
 from thrifty.config import CacheConfig
 from thrifty.pipeline.context import RequestContext
 from thrifty.pipeline.outcome import Completed, Outcome
 from thrifty.pipeline.streaming import ChatStream
 from thrifty.providers.base import Deployment
+
+FOLLOW_TIMEOUT_S = 120.0
+"""How long a follower waits for its in-process leader before calling upstream itself."""
 
 
 class CachePolicy:
@@ -56,6 +59,22 @@ class CacheStage:
         self.flights = flights
         self.config = config
         self.policy = CachePolicy(config)
+        # Route groups (``auto`` and named groups): their answer depends on the user tier,
+        # priority and tags too, which then join the scope (set by the gateway).
+        self.route_groups: frozenset[str] = frozenset()
+        self.follow_timeout_s = FOLLOW_TIMEOUT_S
+
+    def scope(self, ctx: RequestContext, scope: str) -> str:
+        """The entry's scope: the route's (tenant by default), and for a route group also what
+        the group's routing reads besides the body — the user tier, priority and tags (and the
+        tenant when the scope is global) — so a hit never hands one user tier's routed answer
+        to another (a premium user's request routed to a large model, say)."""
+        base = scope_of(ctx.principal, scope)
+        if ctx.requested_model not in self.route_groups:
+            return base
+        p = ctx.principal
+        routing = [p.tenant if scope == "global" else "", p.tier, ctx.priority, ctx.tags]
+        return f"{base}|r:{digest(routing)[:16]}"
 
     def _may_store(self, ctx: RequestContext) -> bool:
         body = ctx.body
@@ -69,7 +88,7 @@ class CacheStage:
         if not enabled or ctx.cache_directive == "off":
             ctx.cache_status = "bypass"
             return None
-        key = request_key(ctx.endpoint, ctx.body, scope_of(ctx.principal, scope))
+        key = request_key(ctx.endpoint, ctx.body, self.scope(ctx, scope))
         ctx.cache_key, ctx.cache_ttl_s = key, ttl
         ctx.cache_store = ctx.cache_directive != "no-store" and self._may_store(ctx)
         ctx.cache_status = "miss"
@@ -83,7 +102,11 @@ class CacheStage:
             return None
         flight = self.flights.follow(key)
         if flight is not None:
-            landed: bytes | None = await asyncio.shield(flight)
+            try:
+                landed = await asyncio.wait_for(asyncio.shield(flight), self.follow_timeout_s)
+            except TimeoutError:  # a leader this slow: stop waiting and call upstream
+                ctx.flags.append("coalesce_timeout")
+                return None
             if landed is not None:
                 return self.answer(ctx, CacheEntry.decode(landed), "coalesced")
             return None  # the leader's answer was not storable: call upstream ourselves
@@ -123,25 +146,29 @@ class CacheWriter:
         if key is None:
             return
         value = None
-        if ctx.cache_status == "miss" and ctx.cache_store and ctx.error is None:
-            value = self._entry(ctx)
-            if value is not None:
-                meta = {
-                    "tenant": ctx.principal.tenant,
-                    "model": ctx.served_model,
-                    "requested": ctx.requested_model,
-                    "tags": ctx.tags,
-                }
-                self.stage.cache.put(key, value, ctx.cache_ttl_s, meta)
-                if self.semantic is not None:
-                    self.semantic.remember(ctx, key)
-        if ctx.cache_leader:
-            self.stage.flights.land(key, value)
+        try:
+            if ctx.cache_status == "miss" and ctx.cache_store and ctx.error is None:
+                value = self._entry(ctx)
+                if value is not None:
+                    meta = {
+                        "tenant": ctx.principal.tenant,
+                        "model": ctx.served_model,
+                        "requested": ctx.requested_model,
+                        "tags": ctx.tags,
+                    }
+                    self.stage.cache.put(key, value, ctx.cache_ttl_s, meta)
+                    if self.semantic is not None:
+                        self.semantic.remember(ctx, key)
+        finally:  # the followers wake whatever happened here
+            if ctx.cache_leader:
+                self.stage.flights.land(key, value)
 
     def _entry(self, ctx: RequestContext) -> bytes | None:
         dep = ctx.deployment
         if dep is None:
             return None
+        if ctx.degraded_from is not None or (ctx.entry and dep.public_model != ctx.entry.name):
+            return None  # a stand-in answered (budget degradation, a fallback model): not stored
         response: dict[str, Any] | None = ctx.response
         if response is None and ctx.output_parts is not None:
             if ctx.stream_unstorable or ctx.stream_meta is None:

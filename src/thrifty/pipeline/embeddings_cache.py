@@ -5,6 +5,9 @@ missing items go upstream (always as floats, so they can be stored), and the ans
 together in the original order and in the encoding the client asked for. The client sees the
 usage the upstream would have reported for the whole request; the ledger costs only the items
 that went upstream and records the rest as the cache lever's saving.
+
+``x-thrifty-cache`` acts as for chat: ``off`` bypasses the cache, ``no-cache`` skips the lookup
+(and stores the fresh items), ``no-store`` looks up but never stores.
 """
 
 from __future__ import annotations

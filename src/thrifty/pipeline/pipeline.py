@@ -34,7 +34,10 @@ class Pipeline:
             log.exception("costing failed for %s", ctx.request_id)
             ctx.flags.append("costing_failed")
         for recorder in self.recorders:
-            recorder.record(ctx)
+            try:  # one failing sink must not cost the others their record (the cache writer
+                recorder.record(ctx)  # lands the request's single flight)
+            except Exception:
+                log.exception("%s failed for %s", type(recorder).__name__, ctx.request_id)
 
     async def run(self, ctx: RequestContext) -> Outcome:
         """Run the stages until one answers. Errors propagate after being recorded; a stream

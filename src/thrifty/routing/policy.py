@@ -85,8 +85,10 @@ def _tier_order(tier: str) -> list[str]:
 
 
 def _merged_tags(principal: Principal | None, tags: Mapping[str, str] | None) -> dict[str, str]:
-    merged = dict(principal.tags) if principal is not None else {}
-    merged.update(tags or {})
+    """The request's tags, then the key's: a tag set on the key wins (as in the gateway)."""
+    merged = dict(tags or {})
+    if principal is not None:
+        merged.update(principal.tags)
     return merged
 
 

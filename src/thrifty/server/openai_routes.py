@@ -175,9 +175,9 @@ class EmbeddingsEndpoint:
             principal = await self.gw.authenticate(scope["thrifty.token"])
             body = await read_body(receive, headers, self.gw.config.server.max_body_bytes)
             request = parse_embeddings_request(body)
-            tags, priority, _ = request_options(headers)
+            tags, priority, cache = request_options(headers)
             outcome = await self.gw.embeddings(
-                request, principal, request_id=request_id, tags=tags, priority=priority
+                request, principal, request_id=request_id, tags=tags, priority=priority, cache=cache
             )
         except ThriftyError as exc:
             if exc.ctx is None:
