@@ -80,17 +80,18 @@ class MemoryStore:
         value = self.get_now(key)
         return None if value is None else (value, orjson.loads(self._data[key][2]))
 
-    def set_now(self, key: str, value: bytes, ttl_s: float, meta: dict[str, Any]) -> None:
+    def set_now(self, key: str, value: bytes, ttl_s: float, meta: dict[str, Any]) -> bool:
+        """Store an entry; False when it is larger than the whole tier (``max_bytes``), and
+        then no entry for the key is left here: a refreshed key never serves its old value."""
         # Right-sized copies: a bytes object from orjson (3.12+) keeps its whole output buffer
         # (>= 4 KB, grown in powers of two), 4-16x what len() says, for as long as it lives.
-        value = bytes(memoryview(value))
         packed = bytes(memoryview(orjson.dumps(meta)))
         size = _size(key, value, packed)
-        if size > self.max_bytes:
-            return
         if key in self._data:
             self._drop(key)
-        self._data[key] = (time.monotonic() + ttl_s, value, packed)
+        if size > self.max_bytes:
+            return False
+        self._data[key] = (time.monotonic() + ttl_s, bytes(memoryview(value)), packed)
         self.bytes += size
         while self.bytes > self.max_bytes and self._data:
             oldest = next(iter(self._data))
@@ -101,6 +102,7 @@ class MemoryStore:
                 left = expires - time.monotonic()
                 if left > 0:
                     self.on_evict(oldest, old_value, left, orjson.loads(old_meta))
+        return True
 
     async def set(self, key: str, value: bytes, ttl_s: float, meta: dict[str, Any]) -> None:
         self.set_now(key, value, ttl_s, meta)
@@ -141,8 +143,11 @@ def _size(key: str, value: bytes, meta: bytes) -> int:
 class DiskStore:
     """The disk tier. A set of the keys on disk (loaded at start, kept up to date here) answers
     most misses without a thread hop; writes are queued and committed in batches by one
-    background task. Entries written by another process after start are not seen until a
-    restart — a missed hit, never a wrong answer."""
+    background task, and a queued write is served until it lands. Entries written by another
+    process after start are not seen until a restart — a missed hit, never a wrong answer.
+
+    A delete wins over every write of its key queued before it: a queued one is dropped, and
+    one in the batch being committed lands first (the lock orders batches and deletes)."""
 
     name = "disk"
 
@@ -153,32 +158,51 @@ class DiskStore:
             path, size_limit=8 * 1024**3, eviction_policy="least-recently-used"
         )
         self._keys: set[str] = set(self._cache.iterkeys())
-        self._queue: list[tuple[str, bytes, float, dict[str, Any]]] = []
+        # key -> (value, seconds to live, meta): the latest write of each key, not yet on disk.
+        self._queue: dict[str, tuple[bytes, float, dict[str, Any]]] = {}
+        self._writing: dict[str, tuple[bytes, float, dict[str, Any]]] = {}  # being committed
+        self._sets = 0
+        self._lock = asyncio.Lock()
         self._writer: asyncio.Task[None] | None = None
 
     async def get(self, key: str) -> tuple[bytes, dict[str, Any]] | None:
         if key not in self._keys:
             return None
+        queued = self._queue.get(key) or self._writing.get(key)
+        if queued is not None:
+            return queued[0], queued[2]
+        sets = self._sets
         item = await asyncio.to_thread(self._cache.get, key)
         if item is None:
-            self._keys.discard(key)  # expired or evicted
+            if sets == self._sets:  # no write queued meanwhile (it may have landed by now)
+                self._keys.discard(key)  # expired or evicted
             return None
         return item[0], item[1]
 
-    async def set(self, key: str, value: bytes, ttl_s: float, meta: dict[str, Any]) -> None:
+    def set_now(self, key: str, value: bytes, ttl_s: float, meta: dict[str, Any]) -> None:
+        """Queue a write, committed behind the caller (needs a running event loop)."""
         self._keys.add(key)
-        self._queue.append((key, value, ttl_s, meta))
+        self._queue[key] = (value, ttl_s, meta)
+        self._sets += 1
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._drain())
 
+    async def set(self, key: str, value: bytes, ttl_s: float, meta: dict[str, Any]) -> None:
+        self.set_now(key, value, ttl_s, meta)
+
     async def _drain(self) -> None:
         while self._queue:
-            batch, self._queue = self._queue, []
-            await asyncio.to_thread(self._write_batch, batch)
+            async with self._lock:
+                self._writing, self._queue = self._queue, {}
+                try:
+                    if self._writing:  # a delete may have emptied it
+                        await asyncio.to_thread(self._write_batch, self._writing)
+                finally:
+                    self._writing = {}
 
-    def _write_batch(self, batch: list[tuple[str, bytes, float, dict[str, Any]]]) -> None:
+    def _write_batch(self, batch: dict[str, tuple[bytes, float, dict[str, Any]]]) -> None:
         with self._cache.transact():
-            for key, value, ttl_s, meta in batch:
+            for key, (value, ttl_s, meta) in batch.items():
                 self._cache.set(key, (value, meta), expire=ttl_s)
 
     async def flush(self) -> None:
@@ -187,7 +211,10 @@ class DiskStore:
 
     async def delete(self, key: str) -> bool:
         self._keys.discard(key)
-        return bool(await asyncio.to_thread(self._cache.delete, key))
+        dropped = self._queue.pop(key, None) is not None
+        async with self._lock:  # after the batch in flight, which may hold the key
+            removed = await asyncio.to_thread(self._cache.delete, key)
+        return bool(removed) or dropped
 
     async def scan(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         await self.flush()

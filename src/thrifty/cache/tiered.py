@@ -36,6 +36,9 @@ class TieredCache:
         self._write_back: DiskStore | None = None
         self._listener: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[Any]] = set()
+        # Bumped as an invalidation starts and ends: a lower-tier read that overlapped one does
+        # not promote what it read into the memory tier (it may be the entry just dropped).
+        self._generation = 0
 
     async def start(self) -> None:
         """Open the lower tiers (Redis when configured, else the disk tier)."""
@@ -51,10 +54,9 @@ class TieredCache:
                 disk = await asyncio.to_thread(DiskStore, self._config.disk_path)
                 self.tiers.append(disk)
                 # The disk tier is written back, not through: an entry reaches it when the
-                # memory tier evicts it or the gateway stops, so no request pays a disk write.
-                self.memory.on_evict = lambda k, v, left, m: self._background(
-                    disk.set(k, v, left, m)
-                )
+                # memory tier evicts (or refuses) it or the gateway stops, so no request pays
+                # a disk write. Queued at once, in order, so a later delete wins over it.
+                self.memory.on_evict = disk.set_now
                 self._write_back = disk
         if self.redis is not None and self._listener is None:
             self._listener = asyncio.create_task(self._listen(), name="thrifty-cache-invalidate")
@@ -82,11 +84,12 @@ class TieredCache:
             self.counts[f"{kind}:memory"] += 1
             return value, "memory"
         for tier in self.tiers[1:]:
+            generation = self._generation
             found = await tier.get(key)
             if found is not None:
                 value, meta = found
                 remaining = float(meta.get("expires_at", 0)) - time.time()
-                if remaining > 0:
+                if remaining > 0 and generation == self._generation:
                     self.memory.set_now(key, value, remaining, meta)
                 self.counts[f"{kind}:{tier.name}"] += 1
                 return value, tier.name
@@ -97,7 +100,9 @@ class TieredCache:
     def put(self, key: str, value: bytes, ttl_s: float, meta: dict[str, Any]) -> None:
         """Store everywhere: the memory tier now, the others behind the request."""
         meta = {**meta, "expires_at": time.time() + ttl_s}
-        self.memory.set_now(key, value, ttl_s, meta)
+        if not self.memory.set_now(key, value, ttl_s, meta) and self._write_back is not None:
+            # Larger than the whole memory tier: it goes to the write-back tier directly.
+            self._write_back.set_now(key, value, ttl_s, meta)
         self.counts["stores"] += 1
         for tier in self.tiers[1:]:
             if tier is not self._write_back:
@@ -107,7 +112,7 @@ class TieredCache:
         """Write the memory tier's live entries to the write-back disk tier."""
         if self._write_back is not None:
             for key, value, left, meta in self.memory.live():
-                await self._write_back.set(key, value, left, meta)
+                self._write_back.set_now(key, value, left, meta)
 
     def _background(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -137,10 +142,20 @@ class TieredCache:
         return removed
 
     async def _invalidate_local(self, selector: dict[str, str], *, shared: bool) -> int:
+        self._generation += 1
+        try:
+            return await self._drop_matching(selector, shared=shared)
+        finally:
+            self._generation += 1
+
+    async def _drop_matching(self, selector: dict[str, str], *, shared: bool) -> int:
         removed = 0
         # Shared tiers (Redis, a disk shared by processes) are cleared by the replica that was
         # asked; the others only clear their memory.
         tiers = self.tiers if shared else [self.memory]
+        if shared and self._pending:
+            # Writes of earlier puts land first, so this invalidation wins over them.
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
         for tier in tiers:
             if "key" in selector and len(selector) == 1:
                 removed += await tier.delete(selector["key"])

@@ -1,16 +1,19 @@
 """``thrifty cache warm|invalidate|stats``: operate the response cache.
 
 ``invalidate`` and ``stats`` talk to a running gateway's admin API when ``--url`` is given (its
-in-process tier and every replica are reached); without it they act on the shared tiers the
-config names (the disk tier, or Redis — whose replicas hear the invalidation over pub/sub).
+in-process tier and every replica are reached); without it they act on the shared tiers a
+gateway on the config opens (Redis when configured — whose replicas hear the invalidation over
+pub/sub — else the disk or S3 tier).
 ``warm`` replays a JSON-lines file of requests through an in-process gateway on the same
 config, so the answers land in the shared tiers the servers read.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
@@ -20,6 +23,10 @@ from rich.table import Table
 from thrifty.cli.common import ConfigOption, console, err_console, load, print_table, run
 from thrifty.errors import ThriftyError
 from thrifty.server.admin_cache import parse_selector
+
+if TYPE_CHECKING:
+    from thrifty.cache.tiered import TieredCache
+    from thrifty.config import Config
 
 UrlOption = typer.Option(None, "--url", help="A running gateway, e.g. http://127.0.0.1:4000")
 AdminKeyOption = typer.Option(
@@ -43,6 +50,28 @@ def _admin(url: str, admin_key: str | None, method: str, path: str, body: Any = 
         err_console.print(f"[red]error:[/red] {data.get('error', {}).get('message', resp.text)}")
         raise typer.Exit(1)
     return data
+
+
+def _require_cache(cfg: Config) -> None:
+    if not cfg.cache.enabled:
+        err_console.print("[red]error:[/red] the cache is disabled in this config")
+        raise typer.Exit(2)
+
+
+@asynccontextmanager
+async def _shared_tiers(cfg: Config) -> AsyncIterator[TieredCache]:
+    """The cache tiers a gateway on this config uses (Redis when configured, else the disk or
+    S3 tier), built by the gateway's own constructor; nothing else of it is started (no
+    database, no providers), and closing it closes its Redis client."""
+    from thrifty.gateway import Gateway
+
+    gateway = Gateway(cfg)
+    try:
+        assert gateway.cache is not None  # _require_cache
+        await gateway.cache.start()
+        yield gateway.cache
+    finally:
+        await gateway.aclose()
 
 
 def invalidate(
@@ -70,22 +99,11 @@ def invalidate(
         removed = _admin(url, admin_key, "POST", "/admin/cache/invalidate", selector)["invalidated"]
     else:
         cfg = load(config)
-        from thrifty.cache.tiered import TieredCache
+        _require_cache(cfg)
 
         async def go() -> int:
-            redis = None
-            if cfg.redis.url:
-                import redis.asyncio as aioredis
-
-                redis = aioredis.from_url(cfg.redis.url)
-            cache = TieredCache(cfg.cache, cfg.redis, redis)
-            await cache.start()
-            try:
+            async with _shared_tiers(cfg) as cache:
                 return await cache.invalidate(selector)
-            finally:
-                await cache.aclose()
-                if redis is not None:
-                    await redis.aclose()
 
         removed = run(go())
     console.print(f"invalidated [bold]{removed}[/bold] entr{'y' if removed == 1 else 'ies'}")
@@ -101,15 +119,11 @@ def stats(
         data = _admin(url, admin_key, "GET", "/admin/cache/stats")
     else:
         cfg = load(config)
-        from thrifty.cache.tiered import TieredCache
+        _require_cache(cfg)
 
         async def go() -> dict[str, Any]:
-            cache = TieredCache(cfg.cache, cfg.redis, None)
-            await cache.start()
-            try:
+            async with _shared_tiers(cfg) as cache:
                 return await cache.stats()
-            finally:
-                await cache.aclose()
 
         data = run(go())
     table = Table("tier", "entries", "bytes", "evictions")
@@ -173,9 +187,7 @@ def warm(
                 await gw.cache.flush()
         return counts
 
-    if not cfg.cache.enabled:
-        err_console.print("[red]error:[/red] the cache is disabled in this config")
-        raise typer.Exit(2)
+    _require_cache(cfg)
     counts = run(go())
     console.print(", ".join(f"{k}: {v}" for k, v in counts.items()))
 
