@@ -109,14 +109,18 @@ def storable_reason(body: dict[str, Any], response: dict[str, Any], config: Any)
         message = choice.get("message") or {}
         if message.get("tool_calls") or message.get("function_call"):
             return "tool_calls"
+        if message.get("audio"):  # its id is what a later turn cites, and it expires
+            return "audio"
     return None
 
 
 def assemble_completion(
     chunks_meta: dict[str, Any], content: str, finish_reason: str | None, usage: Any
 ) -> dict[str, Any]:
-    """A ``chat.completion`` from a finished single-choice stream (text only)."""
-    return {
+    """A ``chat.completion`` from a finished single-choice text stream: everything the SDK's
+    own stream accumulator would have kept (the chunks' ``service_tier`` and ``moderation``
+    included, when they carried them)."""
+    completion: dict[str, Any] = {
         "id": chunks_meta.get("id", "chatcmpl-cached"),
         "object": "chat.completion",
         "created": chunks_meta.get("created", int(time.time())),
@@ -132,12 +136,51 @@ def assemble_completion(
         ],
         "usage": usage,
     }
+    for key in ("service_tier", "moderation"):
+        if key in chunks_meta:
+            completion[key] = chunks_meta[key]
+    return completion
+
+
+# Message fields the role chunk and the text chunks carry; any other non-empty field (audio,
+# annotations, reasoning, function or tool calls) is replayed as one delta of its own.
+_TEXT_FIELDS = ("role", "content", "refusal")
+
+
+def replay_deltas(message: dict[str, Any], logprobs: Any) -> list[tuple[dict[str, Any], Any]]:
+    """The ``(delta, logprobs)`` of one stored choice's chunks before its finish chunk, shaped as
+    OpenAI streams them: the role chunk (``content: ""``, or ``content: null, refusal: ""`` for
+    a refusal), the whole content, the whole refusal, then each other field. The choice's
+    ``logprobs`` ride on the text chunk they belong to (split when there are both texts, on the
+    role chunk when there is none), so the SDK accumulates exactly the stored ones."""
+    content, refusal = message.get("content"), message.get("refusal")
+    role = {
+        "role": message.get("role") or "assistant",
+        "content": None if content is None else "",
+        "refusal": "" if content is None and refusal is not None else None,
+    }
+    texts = [(key, text) for key, text in (("content", content), ("refusal", refusal)) if text]
+    deltas: list[tuple[dict[str, Any], Any]] = [(role, None if texts else logprobs)]
+    for key, text in texts:
+        part = logprobs
+        if logprobs is not None and len(texts) > 1:
+            part = {**logprobs, "content": None, "refusal": None, key: logprobs.get(key)}
+        deltas.append(({key: text}, part))
+    for key, value in message.items():
+        if key in _TEXT_FIELDS or not value:
+            continue
+        if key == "tool_calls":  # stream deltas address each call by its index
+            value = [{"index": n, **call} for n, call in enumerate(value)]
+        deltas.append(({key: value}, None))
+    return deltas
 
 
 class ReplayStream:
     """An ``UpstreamStream`` that replays a stored ``chat.completion`` as chunks: per choice a
-    role chunk, its whole content in one chunk, a finish chunk; then the usage chunk
-    (``choices: []``).
+    role chunk, its whole content (and refusal, and any other message field) in one chunk each
+    with the choice's logprobs on its text chunk, a finish chunk; then the usage chunk
+    (``choices: []``). The chunks carry the answer's ``service_tier``; its ``moderation`` rides
+    on the last finish chunk.
 
     The answer is all there, so it goes out in as few events as the SDKs' accumulators need:
     every event costs a frame and a send, and a replay in word groups arrived in one burst
@@ -163,27 +206,21 @@ class ReplayStream:
             "model": r.get("model"),
             "system_fingerprint": r.get("system_fingerprint"),
         }
+        if r.get("service_tier") is not None:
+            base["service_tier"] = r["service_tier"]
 
         def chunk(choices: list[dict[str, Any]], usage: Any = None) -> StreamEvent:
             return StreamEvent(data={**base, "choices": choices, "usage": usage})
 
-        for choice in r.get("choices") or ():
+        choices = r.get("choices") or ()
+        for n, choice in enumerate(choices, 1):
             i = choice.get("index", 0)
-            role = {"role": "assistant", "content": "", "refusal": None}
-            yield chunk([{"index": i, "delta": role, "logprobs": None, "finish_reason": None}])
-            content = (choice.get("message") or {}).get("content")
-            if content:
+            message = choice.get("message") or {}
+            for delta, logprobs in replay_deltas(message, choice.get("logprobs")):
                 yield chunk(
-                    [
-                        {
-                            "index": i,
-                            "delta": {"content": content},
-                            "logprobs": None,
-                            "finish_reason": None,
-                        }
-                    ]
+                    [{"index": i, "delta": delta, "logprobs": logprobs, "finish_reason": None}]
                 )
-            yield chunk(
+            finish = chunk(
                 [
                     {
                         "index": i,
@@ -193,4 +230,7 @@ class ReplayStream:
                     }
                 ]
             )
+            if n == len(choices) and r.get("moderation") is not None:
+                finish.data["moderation"] = r["moderation"]
+            yield finish
         yield chunk([], r.get("usage"))

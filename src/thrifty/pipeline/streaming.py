@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from thrifty.errors import ThriftyError, UpstreamConnectionError
 from thrifty.pipeline.context import RequestContext
@@ -21,6 +22,17 @@ from thrifty.providers.base import StreamEvent, UpstreamStream
 from thrifty.providers.health import DeploymentHealth
 
 CLIENT_CLOSED = 499
+
+# What a stored answer is reassembled from: the first chunk's identity fields (and a moderation
+# chunk's ``moderation``), then per delta only role and text. A delta that carries anything else
+# (a refusal, tool or function calls, audio, annotations, reasoning) makes the stream unstorable.
+_STREAM_META = ("id", "created", "model", "system_fingerprint", "service_tier")
+_REASSEMBLED = frozenset(("role", "content"))
+
+
+def _only_text(delta: dict[str, Any]) -> bool:
+    """Whether a delta's other fields are all empty (``"refusal": null`` in a role chunk)."""
+    return not any(value for key, value in delta.items() if key not in _REASSEMBLED)
 
 
 class ChatStream:
@@ -67,16 +79,21 @@ class ChatStream:
                             continue  # the usage-only chunk the client did not ask for
                         del data["usage"]
                         event = StreamEvent(data=data, raw=None)
-                if ctx.stream_meta is None:
-                    ctx.stream_meta = {
-                        k: data.get(k) for k in ("id", "created", "model", "system_fingerprint")
-                    }
+                meta = ctx.stream_meta
+                if meta is None:
+                    meta = ctx.stream_meta = {k: data[k] for k in _STREAM_META if k in data}
+                if data.get("moderation") is not None:
+                    meta["moderation"] = data["moderation"]
                 for choice in data.get("choices") or ():
                     delta = choice.get("delta") or {}
                     text = delta.get("content")
                     if text:
                         parts.append(text)
-                    if delta.get("tool_calls") or choice.get("logprobs") or choice.get("index"):
+                    if (
+                        choice.get("logprobs")
+                        or choice.get("index")
+                        or not (delta.keys() <= _REASSEMBLED or _only_text(delta))
+                    ):
                         ctx.stream_unstorable = True  # only single-choice text is reassembled
                     if choice.get("finish_reason"):
                         ctx.finish_reason = choice["finish_reason"]
