@@ -33,6 +33,11 @@ class SemanticCacheConfig(_Frozen):
     threshold: float = Field(0.85, gt=0, le=1)
     guard: bool = True
     max_entries_per_scope: int = Field(100_000, ge=1)
+    max_entries: int = Field(250_000, ge=1)
+    """Most entries of the in-process index (embedded and ``pubsub`` modes), over all partitions;
+    past it the entries that expire soonest (then the oldest) are evicted. An entry costs ~1.7 KB
+    (its 384 float32 and bookkeeping) plus its question (~0.5 GB at the default). Entries also
+    leave the index when their answers expire (``ttl_s`` or the route's)."""
     redis_index: Literal["auto", "search", "pubsub"] = "auto"
     """With ``redis.url``: ``search`` keeps the index in Redis and searches it there (the server
     needs vector search: Redis Stack or Redis 8), ``pubsub`` keeps a copy in every replica that

@@ -19,7 +19,10 @@ start and every ``PRUNE_INTERVAL_S``.
 In the embedded mode the index is saved at stop; one saved by another embedder (an
 upgrade that changed the vectors) is re-embedded from its stored questions in the background at
 start, and is saved with the new vectors at the next stop (a stop before it finishes keeps what
-was re-embedded).
+was re-embedded). The in-process index (embedded and pub/sub modes) gives each entry its answer's
+expiry: an expired entry is never a hit, is removed by the next additions or by the sweep every
+``SWEEP_INTERVAL_S``, and is neither saved nor loaded (an entry of an index saved before expiries
+were recorded is given ``cache.ttl_s`` from its load). ``cache.semantic.max_entries`` bounds it.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +42,7 @@ import orjson
 
 from thrifty.cache.embedder import MODEL_ID
 from thrifty.cache.entry import CacheEntry
-from thrifty.cache.keys import DENY, digest, scope_of
+from thrifty.cache.keys import DENY, digest
 from thrifty.cache.semantic.guard import Guard
 from thrifty.cache.semantic.index import SemanticIndex
 from thrifty.cache.semantic.persist import saved_model_id
@@ -56,6 +59,8 @@ SHARED_TIMEOUT_S = 1.0
 """Longest wait for the index in Redis before a lookup counts as a miss."""
 PRUNE_INTERVAL_S = 600.0
 """How often a replica deletes the expired records from the shared hash (pub/sub mode)."""
+SWEEP_INTERVAL_S = 60.0
+"""How often the expired entries leave the in-process index (embedded and pub/sub modes)."""
 
 
 def last_user_text(body: dict[str, Any]) -> str | None:
@@ -104,7 +109,11 @@ class SemanticStage:
         self.config = config
         self.policy = CachePolicy(config)
         self.guard = Guard()
-        self.index = SemanticIndex(max_entries_per_scope=config.semantic.max_entries_per_scope)
+        self.index = SemanticIndex(
+            max_entries_per_scope=config.semantic.max_entries_per_scope,
+            max_entries=config.semantic.max_entries,
+            default_ttl_s=config.ttl_s,  # for the entries of an index saved without expiries
+        )
         self._redis = redis
         # Keyed by the vector space: replicas embedding with another model never mix their vectors.
         self._hash = f"{redis_config.prefix}:semantic:{MODEL_ID}:entries"
@@ -114,6 +123,7 @@ class SemanticStage:
         self._path = Path(config.disk_path) / "semantic" if config.disk_path else None
         self._listener: asyncio.Task[None] | None = None
         self._pruner: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self._embedder: Any = None
         self._reembedding: asyncio.Task[None] | None = None
         self._stop_reembed = threading.Event()
@@ -153,7 +163,8 @@ class SemanticStage:
             await self._bootstrap()
             self._listener = asyncio.create_task(self._listen(), name="thrifty-semantic-sync")
             self._pruner = asyncio.create_task(
-                self._prune_every(PRUNE_INTERVAL_S), name="thrifty-semantic-prune"
+                self._every(PRUNE_INTERVAL_S, self.prune, "pruned from the Redis hash"),
+                name="thrifty-semantic-prune",
             )
         elif self._path is not None and self._path.exists():
             saved_by = await asyncio.to_thread(saved_model_id, self._path)
@@ -169,6 +180,11 @@ class SemanticStage:
                     self.index.model_id,
                 )
                 self._reembedding = asyncio.create_task(self._reembed(self._path))
+        if self.shared is None:
+            self._sweeper = asyncio.create_task(
+                self._every(SWEEP_INTERVAL_S, self.sweep, "swept from the index"),
+                name="thrifty-semantic-sweep",
+            )
 
     async def _use_redis_search(self) -> bool:
         mode = self.config.semantic.redis_index
@@ -207,7 +223,7 @@ class SemanticStage:
         if self._reembedding is not None:
             self._stop_reembed.set()
             await self._reembedding
-        pending = {t for t in (self._listener, self._pruner) if t is not None}
+        pending = {t for t in (self._listener, self._pruner, self._sweeper) if t is not None}
         for _ in range(4):  # redis-py can swallow a cancellation that lands while it subscribes
             if not pending:
                 break
@@ -227,7 +243,7 @@ class SemanticStage:
         if not text or not text.strip():
             return None
         _, _, scope = self.policy.resolve(ctx)
-        part = partition(ctx, scope_of(ctx.principal, scope))
+        part = partition(ctx, self.exact.scope(ctx, scope))
         vector = (await self._embedder.aembed([text]))[0]
         ctx.semantic = (part, vector, text)
         if self.shared is not None:
@@ -276,7 +292,8 @@ class SemanticStage:
             added = self.shared.add(part, key, vector, text, ctx.cache_ttl_s)
             _behind(asyncio.wait_for(added, SHARED_TIMEOUT_S))
             return
-        self.index.add(part, key, vector, {"text": text})
+        exp = round(self.index.clock() + ctx.cache_ttl_s, 3)
+        self.index.add(part, key, vector, {"text": text}, expires_at=exp)
         if self._redis is not None:
             record = orjson.dumps(
                 {
@@ -284,7 +301,7 @@ class SemanticStage:
                     "key": key,
                     "text": text,
                     "v": base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode(),
-                    "exp": round(time.time() + ctx.cache_ttl_s, 3),
+                    "exp": exp,
                 }
             )
             _behind(self._share(key, record))
@@ -300,7 +317,7 @@ class SemanticStage:
         if d.get("exp", float("inf")) <= time.time():  # records before "exp" never expire here
             return False
         vector = np.frombuffer(base64.b64decode(d["v"]), dtype="<f4")
-        self.index.add(d["part"], d["key"], vector, {"text": d["text"]})
+        self.index.add(d["part"], d["key"], vector, {"text": d["text"]}, expires_at=d.get("exp"))
         return True
 
     async def _bootstrap(self) -> None:
@@ -330,16 +347,21 @@ class SemanticStage:
             with contextlib.suppress(Exception):  # the next prune tries again
                 await self._redis.hdel(self._hash, *fields[i : i + 500])
 
-    async def _prune_every(self, interval_s: float) -> None:
+    async def sweep(self) -> int:
+        """Remove the expired entries from the in-process index (off the loop); their number."""
+        return await asyncio.to_thread(self.index.sweep)
+
+    async def _every(self, interval_s: float, job: Callable[[], Awaitable[int]], done: str) -> None:
+        """Run ``job`` every ``interval_s`` (it returns how many expired entries it removed)."""
         while True:
             await asyncio.sleep(interval_s)
             try:
-                n = await self.prune()
+                n = await job()
             except Exception as exc:
-                log.warning("semantic index: pruning the Redis hash failed (%s)", exc)
+                log.warning("semantic index: expired entries not %s (%s)", done, exc)
             else:
                 if n:
-                    log.info("semantic index: %d expired records pruned from Redis", n)
+                    log.info("semantic index: %d expired entries %s", n, done)
 
     async def _listen(self) -> None:
         while True:

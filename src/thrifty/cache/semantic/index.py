@@ -10,15 +10,29 @@ Search is exact (flat inner product over unit vectors = cosine) until a scope ho
 flat search keeps serving, and used from then on. An ANN miss only costs recall (a cache miss),
 never precision: the threshold and the guard still decide every hit.
 
+Expiry: an entry may carry its expiry time (``expires_at``, on the index's ``clock``; the
+semantic cache gives it its answer's). ``search`` and ``get`` never return an expired entry, and
+expired entries are removed without a per-request scan: a min-heap orders every entry by expiry,
+each ``add`` removes up to ``SWEEP_BATCH`` expired ones from its top, ``sweep`` (the semantic
+stage runs it every ``SWEEP_INTERVAL_S`` off the event loop) removes them all, and a search that
+meets one removes it. A scope left empty is dropped. With ``max_entries`` the whole index is
+bounded: over it, the entries that expire soonest (then the oldest) are evicted.
+
 Persistence (``save`` / ``load``, see ``persist``): a JSON manifest at ``path`` plus one ``.npy``
-of float32 vectors beside it; the manifest is replaced last, atomically.
+of float32 vectors beside it; the manifest is replaced last, atomically. Expired entries are
+neither saved nor loaded; an entry saved without an expiry (a file written before expiries were
+saved) is loaded with ``clock() + default_ttl_s`` (never expiring when that is ``None``).
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import math
 import os
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -30,10 +44,13 @@ from thrifty.cache.embedder import MODEL_ID
 from thrifty.cache.semantic.ann import HnswIndex, faiss_module
 from thrifty.cache.semantic.persist import SavedScope, read_index, write_index
 
-__all__ = ["Hit", "IndexStats", "SemanticIndex"]
+__all__ = ["SWEEP_BATCH", "Hit", "IndexStats", "SemanticIndex"]
 
 Matrix = npt.NDArray[np.float32]
 Meta = dict[str, Any]
+SWEEP_BATCH = 32
+"""Most expiry-heap items an ``add`` pops (amortised sweep; ``sweep`` pops them all)."""
+_HeapItem = tuple[float, int, str, str]  # (expiry, sequence number, scope, key)
 
 
 class Hit(NamedTuple):
@@ -54,16 +71,22 @@ class IndexStats(NamedTuple):
 
 
 class _Scope:
-    """One partition: rows ``0..n-1`` of ``vectors`` are live; ``rows`` keeps insertion order."""
+    """One partition: rows ``0..n-1`` of ``vectors`` are live; ``rows`` keeps insertion order.
+
+    ``exps[row]`` is the row's expiry (``inf``: never) and ``seqs[row]`` its sequence number, which
+    tells the row's item in the expiry heap from the stale items of a replaced or removed entry.
+    """
 
     __slots__ = (
         "ann",
         "building",
+        "exps",
         "keys",
         "log",
         "meta_bytes",
         "metas",
         "rows",
+        "seqs",
         "sizes",
         "vectors",
     )
@@ -73,6 +96,8 @@ class _Scope:
         self.keys: list[str] = []
         self.metas: list[Meta] = []
         self.sizes: list[int] = []
+        self.exps: list[float] = []
+        self.seqs: list[int] = []
         self.rows: dict[str, int] = {}
         self.meta_bytes = 0
         self.ann: HnswIndex | None = None
@@ -115,9 +140,13 @@ class SemanticIndex:
 
     ``add`` normalises the vector and replaces an entry with the same key in that scope; the
     metadata must be JSON-serialisable (it is persisted). With ``max_entries_per_scope`` the
-    oldest entry of a full scope is evicted. ``search`` is exact below ``ann_threshold`` entries
-    per scope and approximate (HNSW) above. Calls block: ~0.2 ms at 10k entries, ~6 ms at 100k
-    flat; call them off the event loop for large scopes.
+    oldest entry of a full scope is evicted; with ``max_entries`` the entries of the whole index
+    that expire soonest (then the oldest). ``search`` is exact below ``ann_threshold`` entries
+    per scope and approximate (HNSW) above, and never returns an expired entry. Calls block:
+    ~0.2 ms at 10k entries, ~6 ms at 100k flat; call them off the event loop for large scopes.
+
+    ``clock`` (Unix seconds by default) is what ``expires_at`` is compared with;
+    ``default_ttl_s`` is the lifetime ``load`` gives an entry saved without an expiry.
     """
 
     def __init__(
@@ -127,6 +156,9 @@ class SemanticIndex:
         model_id: str = MODEL_ID,
         ann_threshold: int | None = 100_000,
         max_entries_per_scope: int | None = None,
+        max_entries: int | None = None,
+        default_ttl_s: float | None = None,
+        clock: Callable[[], float] = time.time,
         background: bool = True,
         hnsw_m: int = 32,
         hnsw_ef_construction: int = 64,
@@ -136,21 +168,43 @@ class SemanticIndex:
         self.model_id = model_id
         self.ann_threshold = ann_threshold if faiss_module() is not None else None
         self.max_entries_per_scope = max_entries_per_scope
+        self.max_entries = max_entries
+        self.default_ttl_s = default_ttl_s
+        self.clock = clock
         self._background = background
         self._hnsw = {"m": hnsw_m, "ef_construction": hnsw_ef_construction}
         self._ef_search = hnsw_ef_search
         self._scopes: dict[str, _Scope] = {}
         self._lock = threading.RLock()
         self._builders: set[threading.Thread] = set()
+        self._heap: list[_HeapItem] = []  # one live item per entry, plus stale ones
+        self._seq = itertools.count()
+        self._count = 0  # live entries, over all scopes
 
     # --- entries ------------------------------------------------------------------------------
 
-    def add(self, scope: str, key: str, vector: Any, meta: Meta | None = None) -> list[str]:
-        """Store ``vector`` under ``(scope, key)``; returns the keys evicted to make room."""
+    def add(
+        self,
+        scope: str,
+        key: str,
+        vector: Any,
+        meta: Meta | None = None,
+        *,
+        expires_at: float | None = None,
+    ) -> list[str]:
+        """Store ``vector`` under ``(scope, key)`` until ``expires_at`` (``None``: no expiry);
+        returns the keys evicted to make room. An entry already expired is not stored (and
+        removes the entry it would replace)."""
         v = _unit(vector, self.dim)
         meta = dict(meta or {})
         size = len(orjson.dumps(meta))  # fails fast on what cannot be persisted
+        exp = math.inf if expires_at is None else float(expires_at)
         with self._lock:
+            now = self.clock()
+            self._expire(now, SWEEP_BATCH)
+            if exp <= now:
+                self.remove(scope, key)
+                return []
             s = self._scopes.get(scope)
             if s is None:
                 s = self._scopes[scope] = _Scope(self.dim)
@@ -160,12 +214,17 @@ class SemanticIndex:
                 grown = np.empty((s.n * 2, self.dim), dtype=np.float32)
                 grown[: s.n] = s.vectors[: s.n]
                 s.vectors = grown
+            seq = next(self._seq)
             s.vectors[s.n] = v
             s.rows[key] = s.n
             s.keys.append(key)
             s.metas.append(meta)
             s.sizes.append(size)
+            s.exps.append(exp)
+            s.seqs.append(seq)
             s.meta_bytes += size
+            self._count += 1
+            heapq.heappush(self._heap, (exp, seq, scope, key))
             if s.ann is not None:
                 s.ann.add([key], v.reshape(1, -1))
             if s.building:
@@ -177,14 +236,19 @@ class SemanticIndex:
                 self._remove_row(s, oldest)
                 evicted.append(oldest)
             self._maybe_build(scope, s)
+            evicted += self._pop_heap(lambda _: self._over_cap(), None)
+            self._compact_heap()
             return evicted
 
     def get(self, scope: str, key: str) -> Meta | None:
-        """The metadata of ``(scope, key)``, or ``None``."""
+        """The metadata of ``(scope, key)``, or ``None`` (also once it has expired)."""
+        now = self.clock()
         with self._lock:
             s = self._scopes.get(scope)
             row = s.rows.get(key) if s is not None else None
-            return s.metas[row] if s is not None and row is not None else None
+            if s is None or row is None or s.exps[row] <= now:
+                return None
+            return s.metas[row]
 
     def remove(self, scope: str, key: str) -> bool:
         """Delete ``(scope, key)``; ``False`` if it was not there."""
@@ -193,17 +257,17 @@ class SemanticIndex:
             if s is None or key not in s.rows:
                 return False
             self._remove_row(s, key)
-            if s.n == 0 and not s.building:
-                del self._scopes[scope]
-            else:
-                self._maybe_build(scope, s)
+            self._after_removal(scope, s)
             return True
 
     def drop(self, scope: str) -> int:
         """Delete a whole scope; returns how many entries it held."""
         with self._lock:
             s = self._scopes.pop(scope, None)
-            return 0 if s is None else s.n
+            if s is None:
+                return 0
+            self._count -= s.n
+            return s.n
 
     def drop_where(self, predicate: Callable[[str], bool]) -> int:
         """Delete every scope whose name satisfies ``predicate`` (e.g. a tenant prefix)."""
@@ -213,6 +277,22 @@ class SemanticIndex:
     def clear(self) -> None:
         with self._lock:
             self._scopes.clear()
+            self._heap, self._count = [], 0
+
+    def sweep(self, *, batch: int = 1024) -> int:
+        """Remove every expired entry (dropping the scopes left empty); returns how many.
+
+        Works in batches of ``batch`` heap items, releasing the lock between them so that
+        searches are not held up; blocking: run it off the event loop.
+        """
+        removed = 0
+        while True:
+            with self._lock:
+                now = self.clock()
+                removed += self._expire(now, batch)
+                if not self._heap or self._heap[0][0] > now:
+                    self._compact_heap()
+                    return removed
 
     def _remove_row(self, s: _Scope, key: str) -> None:
         row = s.rows.pop(key)
@@ -222,14 +302,71 @@ class SemanticIndex:
             moved = s.keys[last]
             s.vectors[row] = s.vectors[last]
             s.keys[row], s.metas[row], s.sizes[row] = moved, s.metas[last], s.sizes[last]
+            s.exps[row], s.seqs[row] = s.exps[last], s.seqs[last]
             s.rows[moved] = row
-        s.keys.pop()
-        s.metas.pop()
-        s.sizes.pop()
+        for column in (s.keys, s.metas, s.sizes, s.exps, s.seqs):
+            column.pop()
+        self._count -= 1
         if s.ann is not None:
             s.ann.remove(key)
         if s.building:
             s.log.add(key)
+
+    def _after_removal(self, name: str, s: _Scope) -> None:
+        """Drop a scope left empty (a building one when its build ends), shrink an emptied
+        buffer, or switch between flat and HNSW search."""
+        if s.n == 0 and not s.building:
+            if self._scopes.get(name) is s:
+                del self._scopes[name]
+            return
+        capacity = s.vectors.shape[0]
+        if capacity > 64 and s.n < capacity // 4:
+            s.vectors = s.vectors[: max(8, s.n * 2)].copy()
+        self._maybe_build(name, s)
+
+    # --- expiry and the global bound ----------------------------------------------------------
+
+    def _live(self, item: _HeapItem) -> _Scope | None:
+        """The scope of the entry a heap item stands for, or ``None`` if the item is stale."""
+        _, seq, name, key = item
+        s = self._scopes.get(name)
+        row = s.rows.get(key) if s is not None else None
+        return s if s is not None and row is not None and s.seqs[row] == seq else None
+
+    def _pop_heap(self, more: Callable[[_HeapItem], bool], limit: int | None) -> list[str]:
+        """Pop heap items while ``more(top)`` (at most ``limit``), removing their live entries;
+        returns the removed keys."""
+        removed: list[str] = []
+        touched: dict[str, _Scope] = {}
+        popped = 0
+        while self._heap and (limit is None or popped < limit) and more(self._heap[0]):
+            item = heapq.heappop(self._heap)
+            popped += 1
+            s = self._live(item)
+            if s is not None:
+                self._remove_row(s, item[3])
+                removed.append(item[3])
+                touched[item[2]] = s
+        for name, s in touched.items():
+            self._after_removal(name, s)
+        return removed
+
+    def _expire(self, now: float, limit: int | None) -> int:
+        return len(self._pop_heap(lambda top: top[0] <= now, limit))
+
+    def _over_cap(self) -> bool:
+        return self.max_entries is not None and self._count > self.max_entries
+
+    def _compact_heap(self) -> None:
+        """Rebuild the heap from the live entries once stale items outnumber them."""
+        if len(self._heap) <= 2 * self._count + 1024:
+            return
+        self._heap = [
+            (s.exps[row], s.seqs[row], name, key)
+            for name, s in self._scopes.items()
+            for key, row in s.rows.items()
+        ]
+        heapq.heapify(self._heap)
 
     # --- search -------------------------------------------------------------------------------
 
@@ -238,28 +375,39 @@ class SemanticIndex:
     ) -> list[Hit]:
         """The ``k`` entries of ``scope`` most similar to ``vector``, best first.
 
-        Only entries of ``scope`` are ever considered. ``min_score`` drops weaker hits.
+        Only entries of ``scope`` are ever considered, and never an expired one (an expired
+        entry met here is removed, and the search repeated). ``min_score`` drops weaker hits.
         """
         q = _unit(vector, self.dim)
+        now = self.clock()
         with self._lock:
-            s = self._scopes.get(scope)
-            if s is None or s.n == 0 or k <= 0:
-                return []
-            if s.ann is not None:
-                found = [(s.rows[key], score) for key, score in s.ann.search(q, k)]
-            else:
-                found = _flat_top(s.vectors[: s.n], q, k)
-            return [
-                Hit(s.keys[row], min(score, 1.0), s.metas[row])  # float noise can exceed 1
-                for row, score in found
-                if min_score is None or score >= min_score
-            ]
+            for attempt in range(4):
+                s = self._scopes.get(scope)
+                if s is None or s.n == 0 or k <= 0:
+                    return []
+                if s.ann is not None:
+                    found = [(s.rows[key], score) for key, score in s.ann.search(q, k)]
+                else:
+                    found = _flat_top(s.vectors[: s.n], q, k)
+                expired = [s.keys[row] for row, _ in found if s.exps[row] <= now]
+                hits = [
+                    Hit(s.keys[row], min(score, 1.0), s.metas[row])  # float noise can exceed 1
+                    for row, score in found
+                    if s.exps[row] > now and (min_score is None or score >= min_score)
+                ]
+                for key in expired:
+                    self._remove_row(s, key)
+                if expired:
+                    self._after_removal(scope, s)
+                if not expired or len(found) - len(expired) >= k or attempt == 3:
+                    return hits
+            raise AssertionError("unreachable")
 
     # --- accounting ---------------------------------------------------------------------------
 
     def __len__(self) -> int:
         with self._lock:
-            return sum(s.n for s in self._scopes.values())
+            return self._count
 
     def size(self, scope: str) -> int:
         with self._lock:
@@ -325,6 +473,8 @@ class SemanticIndex:
             s.building, s.log = False, set()
             if self._scopes.get(name) is s:
                 s.ann = ann
+                if s.n == 0:  # emptied (removed, expired, evicted) while building
+                    del self._scopes[name]
             self._builders.discard(threading.current_thread())
 
     def wait_for_builds(self, timeout: float | None = None) -> bool:
@@ -336,19 +486,25 @@ class SemanticIndex:
     # --- persistence --------------------------------------------------------------------------
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the index to ``path`` (see ``persist``: manifest + ``.npy``, atomic)."""
+        """Write the unexpired entries to ``path`` (``persist``: manifest + ``.npy``, atomic)."""
+        now = self.clock()
+        scopes = []
         with self._lock:
-            # Rows in insertion order, so eviction order survives a round trip.
-            scopes = [
-                SavedScope(
-                    name,
-                    list(s.rows),
-                    [s.metas[r] for r in s.rows.values()],
-                    s.vectors[list(s.rows.values())],
-                )
-                for name, s in self._scopes.items()
-            ]
+            for name, s in self._scopes.items():
+                # Rows in insertion order, so eviction order survives a round trip.
+                rows = [row for row in s.rows.values() if s.exps[row] > now]
+                if rows:
+                    exps = [None if math.isinf(s.exps[r]) else s.exps[r] for r in rows]
+                    keys, metas = [s.keys[r] for r in rows], [s.metas[r] for r in rows]
+                    scopes.append(SavedScope(name, keys, metas, s.vectors[rows], exps))
         write_index(Path(path), dim=self.dim, model_id=self.model_id, scopes=scopes)
+
+    def _expiries(self, saved: SavedScope, now: float) -> list[float]:
+        """The expiry of each saved entry; one saved without an expiry (a file written before
+        they were saved) gets ``now + default_ttl_s``, or none when that is ``None``."""
+        default = math.inf if self.default_ttl_s is None else now + self.default_ttl_s
+        given: Iterable[float | None] = saved.exps or [None] * len(saved.keys)
+        return [default if exp is None else float(exp) for exp in given]
 
     def reembed(
         self,
@@ -358,41 +514,58 @@ class SemanticIndex:
         stop: threading.Event | None = None,
         chunk: int = 64,
     ) -> int:
-        """Add the entries of an index saved by another embedder, embedding their stored texts
-        with ``embed`` (``chunk`` texts per call, checking ``stop`` between calls); entries with
-        no text are skipped. Returns how many were added. Blocking: run it off the loop."""
+        """Add the unexpired entries of an index saved by another embedder, embedding their
+        stored texts with ``embed`` (``chunk`` texts per call, checking ``stop`` between calls);
+        entries with no text are skipped. Returns how many were added. Blocking: run it off the
+        loop."""
         added = 0
+        now = self.clock()
         for saved in read_index(Path(path), dim=self.dim, model_id=None):
             rows = [
-                (key, meta)
-                for key, meta in zip(saved.keys, saved.metas, strict=True)
-                if isinstance(meta, dict) and isinstance(meta.get("text"), str)
+                (key, meta, exp)
+                for key, meta, exp in zip(
+                    saved.keys, saved.metas, self._expiries(saved, now), strict=True
+                )
+                if isinstance(meta, dict) and isinstance(meta.get("text"), str) and exp > now
             ]
             for start in range(0, len(rows), chunk):
                 if stop is not None and stop.is_set():
                     return added
                 part = rows[start : start + chunk]
-                vectors = embed([meta["text"] for _, meta in part])
-                for (key, meta), vector in zip(part, vectors, strict=True):
-                    self.add(saved.name, key, vector, meta)
+                vectors = embed([meta["text"] for _, meta, _ in part])
+                for (key, meta, exp), vector in zip(part, vectors, strict=True):
+                    self.add(saved.name, key, vector, meta, expires_at=exp)
                 added += len(part)
         return added
 
     def load(self, path: str | os.PathLike[str]) -> int:
-        """Replace this index's entries with those saved at ``path``; returns how many.
+        """Replace this index's entries with the unexpired ones saved at ``path`` (within
+        ``max_entries``); returns how many it holds then.
 
         Raises ``ValueError`` if the file is not an index of this dimension and model id.
         """
         saved = read_index(Path(path), dim=self.dim, model_id=self.model_id)
+        now = self.clock()
         with self._lock:
-            self._scopes.clear()
+            self.clear()
             for item in saved:
+                exps = self._expiries(item, now)
+                keep = [row for row, exp in enumerate(exps) if exp > now]
+                if not keep:
+                    continue
                 s = self._scopes[item.name] = _Scope(self.dim)
-                if item.keys:
-                    s.vectors = item.vectors
-                s.keys, s.metas = item.keys, item.metas
+                s.vectors = item.vectors if len(keep) == len(exps) else item.vectors[keep]
+                s.keys = [item.keys[row] for row in keep]
+                s.metas = [item.metas[row] for row in keep]
+                s.exps = [exps[row] for row in keep]
+                s.seqs = [next(self._seq) for _ in keep]
                 s.sizes = [len(orjson.dumps(m)) for m in s.metas]
                 s.meta_bytes = sum(s.sizes)
                 s.rows = {key: row for row, key in enumerate(s.keys)}
-                self._maybe_build(item.name, s)
-            return sum(len(item.keys) for item in saved)
+                self._count += s.n
+                self._heap.extend(zip(s.exps, s.seqs, itertools.repeat(item.name), s.keys))
+            heapq.heapify(self._heap)
+            self._pop_heap(lambda _: self._over_cap(), None)
+            for name, s in list(self._scopes.items()):
+                self._maybe_build(name, s)
+            return self._count

@@ -5,6 +5,10 @@ metadata in insertion order) and names the vector file beside it, ``<name>.<toke
 writes a new vector file, then atomically replaces the manifest (write to a temporary file, fsync,
 rename, fsync the directory), then deletes older vector files: a reader sees the old pair or the
 new pair, never a mix. One process saves a given path at a time (the embedded mode's owner).
+
+Each scope may also carry ``exps``, its entries' expiry times (Unix seconds; ``null`` for an entry
+that never expires). The field was added within version 1: a file written before it has none (the
+index then gives its entries a default expiry at load), and a reader from before it ignores it.
 """
 
 from __future__ import annotations
@@ -28,12 +32,16 @@ VERSION = 1
 
 @dataclass(frozen=True, slots=True)
 class SavedScope:
-    """One scope's entries, oldest first; ``vectors[i]`` belongs to ``keys[i]``."""
+    """One scope's entries, oldest first; ``vectors[i]`` and ``exps[i]`` belong to ``keys[i]``.
+
+    ``exps`` is ``None`` for a file written before expiries were saved.
+    """
 
     name: str
     keys: list[str]
     metas: list[dict[str, Any]]
     vectors: npt.NDArray[np.float32]
+    exps: list[float | None] | None = None
 
 
 def write_index(path: Path, *, dim: int, model_id: str, scopes: list[SavedScope]) -> None:
@@ -49,12 +57,19 @@ def write_index(path: Path, *, dim: int, model_id: str, scopes: list[SavedScope]
         "model_id": model_id,
         "dim": dim,
         "vectors": vec_name,
-        "scopes": [{"scope": s.name, "keys": s.keys, "metas": s.metas} for s in scopes],
+        "scopes": [_scope_item(s) for s in scopes],
     }
     _atomic_write(path, lambda fh: fh.write(orjson.dumps(manifest)))
     for stale in path.parent.glob(f"{path.name}.*.npy"):
         if stale.name != vec_name:
             stale.unlink(missing_ok=True)
+
+
+def _scope_item(scope: SavedScope) -> dict[str, Any]:
+    item: dict[str, Any] = {"scope": scope.name, "keys": scope.keys, "metas": scope.metas}
+    if scope.exps is not None:
+        item["exps"] = scope.exps
+    return item
 
 
 def saved_model_id(path: Path) -> str:
@@ -85,7 +100,11 @@ def read_index(path: Path, *, dim: int, model_id: str | None) -> list[SavedScope
     for item in manifest["scopes"]:
         n = len(item["keys"])
         block = np.array(vectors[offset : offset + n], dtype=np.float32).reshape(n, -1)
-        out.append(SavedScope(item["scope"], list(item["keys"]), list(item["metas"]), block))
+        exps = item.get("exps")
+        if exps is not None and len(exps) != n:
+            raise ValueError(f"{path}: {len(exps)} expiries for {n} keys in {item['scope']!r}")
+        saved = SavedScope(item["scope"], list(item["keys"]), list(item["metas"]), block, exps)
+        out.append(saved)
         offset += n
     if offset != len(vectors):
         raise ValueError(f"{path}: {len(vectors)} vectors for {offset} keys")
