@@ -9,10 +9,14 @@ from pathlib import Path
 
 import boto3
 import pytest
+import redis.asyncio as aioredis
 
 from tests.cache.conftest import cache_stack
+from tests.redisx import redis_prefix, redis_url
 from tests.support import ADMIN_KEY
 from thrifty.testing import FakeOpenAIServer
+
+__all__ = ["redis_prefix"]
 
 
 @pytest.fixture
@@ -63,3 +67,26 @@ async def test_s3_tier(fake: FakeOpenAIServer, tmp_path: Path, s3: dict[str, str
     await asyncio.sleep(0.7)
     async with cache_stack(fake, tmp_path / "d", s3=s3) as d:
         assert (await d.chat()).headers["x-thrifty-cache"] == "miss"  # expired in S3
+
+
+async def test_memory_redis_and_s3_chain(
+    fake: FakeOpenAIServer, tmp_path: Path, s3: dict[str, str], redis_prefix: str
+) -> None:
+    """With Redis and S3 both configured the tiers chain: an entry Redis no longer holds
+    (evicted there, say) is still found in S3, and promoted."""
+    redis = {"url": redis_url(), "prefix": redis_prefix}
+    async with cache_stack(fake, tmp_path / "a", s3=s3, redis=redis) as a:
+        assert [t.name for t in a.app.gateway.cache.tiers] == ["memory", "redis", "s3"]
+        first = await a.chat()
+        await a.app.gateway.cache.flush()
+    client = aioredis.from_url(redis_url())
+    try:
+        async for key in client.scan_iter(match=f"{redis_prefix}:*"):
+            await client.delete(key)  # Redis lost it
+    finally:
+        await client.aclose()
+    async with cache_stack(fake, tmp_path / "b", s3=s3, redis=redis) as b:
+        hit = await b.chat()
+        assert hit.headers["x-thrifty-cache"] == "hit"
+        assert "cache_tier:s3" in (await b.row(hit))["flags"]
+        assert hit.json()["choices"] == first.json()["choices"]

@@ -58,7 +58,8 @@ class S3CacheConfig(_Frozen):
 
 class CacheConfig(_Frozen):
     """The response cache. Tiers: in-process LRU (``memory_max_bytes``) → Redis (when
-    ``redis.url`` is set) → disk (``disk_path``; the embedded default)."""
+    ``redis.url`` is set) → S3 (``s3``, when set) or, without Redis, the local disk
+    (``disk_path``; the embedded default)."""
 
     enabled: bool = True
     ttl_s: float = Field(3600.0, gt=0)

@@ -41,7 +41,8 @@ class TieredCache:
         self._generation = 0
 
     async def start(self) -> None:
-        """Open the lower tiers (Redis when configured, else the disk tier)."""
+        """Open the lower tiers: Redis when configured, then S3 when configured, else (without
+        Redis) the write-back disk tier."""
         if len(self.tiers) == 1:
             rc = self._redis_config
             if self.redis is not None:
