@@ -237,6 +237,11 @@ def from_openai(data: dict[str, Any], model: str) -> dict[str, Any]:
     content: list[dict[str, Any]] = []
     if message.get("content"):
         content.append({"type": "text", "text": message["content"]})
+    # An OpenAI refusal (structured outputs) has no field here: it is said as text and the
+    # message stops as a refusal, as Claude's own refusals do.
+    refusal = message.get("refusal")
+    if refusal:
+        content.append({"type": "text", "text": refusal})
     for call in message.get("tool_calls") or ():
         fn = call.get("function") or {}
         try:
@@ -252,7 +257,9 @@ def from_openai(data: dict[str, Any], model: str) -> dict[str, Any]:
         "role": "assistant",
         "model": model,
         "content": content,
-        "stop_reason": STOP_REASONS.get(choice.get("finish_reason") or "stop", "end_turn"),
+        "stop_reason": "refusal"
+        if refusal
+        else STOP_REASONS.get(choice.get("finish_reason") or "stop", "end_turn"),
         "stop_sequence": None,
         "usage": anthropic_usage(data.get("usage")),
     }

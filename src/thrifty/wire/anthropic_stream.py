@@ -25,6 +25,7 @@ class AnthropicStreamEncoder:
         self._index = -1
         self._open: str | None = None  # "text" or the OpenAI tool index as "tool:N"
         self._stop_reason = "end_turn"
+        self._refused = False
         self._usage: dict[str, Any] | None = None
 
     def start(self) -> list[bytes]:
@@ -75,11 +76,14 @@ class AnthropicStreamEncoder:
             if choice.get("index", 0) != 0:
                 continue  # Anthropic has no n > 1
             delta = choice.get("delta") or {}
-            text = delta.get("content")
-            if text:
-                if self._open != "text":
-                    out += self._begin("text", {"type": "text", "text": ""})
-                out.append(self._delta({"type": "text_delta", "text": text}))
+            refusal = delta.get("refusal")
+            if refusal:  # said as text, and the message stops as a refusal (as from_openai)
+                self._refused = True
+            for text in (delta.get("content"), refusal):
+                if text:
+                    if self._open != "text":
+                        out += self._begin("text", {"type": "text", "text": ""})
+                    out.append(self._delta({"type": "text_delta", "text": text}))
             for call in delta.get("tool_calls") or ():
                 key = f"tool:{call.get('index', 0)}"
                 fn = call.get("function") or {}
@@ -96,7 +100,8 @@ class AnthropicStreamEncoder:
                         self._delta({"type": "input_json_delta", "partial_json": fn["arguments"]})
                     )
             if choice.get("finish_reason"):
-                self._stop_reason = STOP_REASONS.get(choice["finish_reason"], "end_turn")
+                reason = STOP_REASONS.get(choice["finish_reason"], "end_turn")
+                self._stop_reason = "refusal" if self._refused else reason
         return out
 
     def finish(self, *, cost_usd: float | None = None, saved_usd: float = 0.0) -> list[bytes]:
