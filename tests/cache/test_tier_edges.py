@@ -209,3 +209,45 @@ async def test_a_read_overlapping_an_invalidation_is_not_promoted(tmp_path: Path
         disk.get = real_get  # type: ignore[method-assign]
         assert cache.memory.get_now("k") is None
         assert await cache.get("k") is None
+
+
+async def test_the_memory_tier_starts_over_when_the_invalidation_listener_reconnects(
+    redis_prefix: str,
+) -> None:
+    """Pub/sub delivers at most once: invalidations sent while a replica's listener was away
+    are lost to it, so on reconnecting it drops its memory tier (Redis still holds the rest)."""
+    client = aioredis.from_url(redis_url())
+    cache = TieredCache(CacheConfig(disk_path=None), RedisConfig(prefix=redis_prefix), client)
+    cache.listener_retry_s = 0.01
+    real_pubsub = client.pubsub
+    drops = [1]
+
+    class Dropping:
+        """A pub/sub whose first connection breaks after subscribing."""
+
+        def __init__(self) -> None:
+            self.inner = real_pubsub()
+
+        async def subscribe(self, channel: str) -> None:
+            await self.inner.subscribe(channel)
+
+        async def listen(self) -> AsyncIterator[dict[str, Any]]:
+            if drops:
+                drops.pop()
+                cache.put("k", SMALL, 60, META)  # cached while the connection still looked fine
+                raise ConnectionError("connection reset by peer")
+            async for message in self.inner.listen():
+                yield message
+
+    client.pubsub = Dropping  # type: ignore[method-assign]
+    await cache.start()
+    try:
+        for _ in range(200):
+            if not drops and cache.memory.get_now("k") is None:
+                break
+            await asyncio.sleep(0.01)
+        assert not drops and cache.memory.get_now("k") is None
+        assert (await cache.get("k")) is not None  # still in Redis
+    finally:
+        await cache.aclose()
+        await client.aclose()

@@ -117,6 +117,14 @@ class MemoryStore:
             return True
         return False
 
+    def clear(self) -> int:
+        """Drop every entry (not written back: the lower tiers hold what they hold); returns
+        how many there were."""
+        dropped = len(self._data)
+        self._data.clear()
+        self.bytes = 0
+        return dropped
+
     async def scan(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         now = time.monotonic()
         for key, (expires, _, meta) in list(self._data.items()):

@@ -39,6 +39,7 @@ class TieredCache:
         # Bumped as an invalidation starts and ends: a lower-tier read that overlapped one does
         # not promote what it read into the memory tier (it may be the entry just dropped).
         self._generation = 0
+        self.listener_retry_s = 1.0
 
     async def start(self) -> None:
         """Open the lower tiers: Redis when configured, then S3 when configured, else (without
@@ -168,10 +169,18 @@ class TieredCache:
         return removed
 
     async def _listen(self) -> None:
+        lost = False
         while True:
             try:
                 pubsub = self.redis.pubsub()
                 await pubsub.subscribe(self._channel)
+                if lost:
+                    # Pub/sub delivers at most once: what other replicas invalidated while this
+                    # one was away is unknown, so its memory tier starts over from Redis.
+                    dropped = self.memory.clear()
+                    self._generation += 1
+                    log.warning("cache invalidation listener is back; dropped %d entries", dropped)
+                    lost = False
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
                         continue
@@ -181,8 +190,9 @@ class TieredCache:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                lost = True
                 log.warning("cache invalidation listener lost Redis (%s); retrying", exc)
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(self.listener_retry_s)
 
     async def stats(self) -> dict[str, Any]:
         tiers = {tier.name: await tier.stats() for tier in self.tiers}
