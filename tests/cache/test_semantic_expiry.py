@@ -136,8 +136,9 @@ def test_save_drops_expired_entries_and_load_skips_them(
 def test_an_index_saved_without_expiries_still_loads(
     rng: np.random.Generator, clock: Clock, tmp_path: Path
 ) -> None:
-    """A file of the previous version has no ``exps``: its entries are kept and expire
-    ``default_ttl_s`` after the load (never, without one)."""
+    """A file of the previous version has no ``exps``: its entries are kept and expire within
+    ``default_ttl_s`` of the load, spread over its second half so they do not all go in one
+    sweep (never, without one)."""
     path = tmp_path / "semantic"
     old = SemanticIndex(DIM)
     vectors = unit(rng, 3)
@@ -152,14 +153,61 @@ def test_an_index_saved_without_expiries_still_loads(
     index = SemanticIndex(DIM, clock=clock, default_ttl_s=3600)
     assert index.load(path) == 3
     assert index.search("s", vectors[1], k=1)[0].key == "k1"
-    clock.now += 3599
+    clock.now += 1799
     assert index.sweep() == 0
-    clock.now += 1
-    assert index.get("s", "k1") is None and index.sweep() == 3 and index.scopes() == []
+    clock.now += 601  # 1/2 + 1/2 * 1/3 of the hour: the first of three
+    assert index.sweep() == 1
+    clock.now += 1200  # the whole hour: the other two
+    assert index.get("s", "k1") is None and index.sweep() == 2 and index.scopes() == []
     forever = SemanticIndex(DIM, clock=clock)
     assert forever.load(path) == 3
     clock.now += 10**9
     assert forever.sweep() == 0 and len(forever) == 3
+
+
+def test_a_sweep_goes_in_slices(rng: np.random.Generator, clock: Clock) -> None:
+    index = SemanticIndex(DIM, clock=clock)
+    for i, v in enumerate(unit(rng, 10)):
+        index.add("s", f"k{i}", v, expires_at=clock.now + 10)
+    clock.now += 11
+    assert index.sweep_some(4) == (4, True)
+    assert index.sweep_some(4) == (4, True)
+    assert index.sweep_some(4) == (2, False)
+    assert len(index) == 0 and index.scopes() == []
+
+
+def test_compaction_drops_stale_heap_items_and_keeps_what_is_pushed_meanwhile(
+    rng: np.random.Generator, clock: Clock
+) -> None:
+    """Replacing entries leaves their old heap items behind; ``compact`` rebuilds the heap from
+    the live ones, a chunk at a time, and keeps an item pushed while it runs."""
+    index = SemanticIndex(DIM, clock=clock)
+    vectors = unit(rng, 50)
+    for rounds in range(20):  # 50 live entries, 950 stale items
+        for i, v in enumerate(vectors):
+            index.add("s", f"k{i}", v, expires_at=clock.now + 100 + rounds)
+    assert len(index._heap) == 1000 and len(index) == 50
+    assert not index.compact()  # under the threshold (2 * live + 1,024)
+    for i, v in enumerate(vectors):
+        for rounds in range(20):
+            index.add("s", f"k{i}", v, expires_at=clock.now + 200 + rounds)
+    real_live = index._live
+    pushed = []
+
+    def live_and_add(item):  # an addition lands while the compaction runs
+        if not pushed:
+            index.add("t", "new", vectors[0], expires_at=clock.now + 50)
+            pushed.append(True)
+        return real_live(item)
+
+    index._live = live_and_add  # type: ignore[method-assign]
+    assert index.compact(chunk=100)
+    index._live = real_live  # type: ignore[method-assign]
+    assert len(index._heap) == 51 and len(index) == 51
+    clock.now += 60
+    assert index.sweep() == 1 and index.get("t", "new") is None
+    clock.now += 1000
+    assert index.sweep() == 50 and len(index) == 0
 
 
 def test_the_cap_evicts_what_expires_soonest_then_the_oldest(

@@ -21,8 +21,9 @@ upgrade that changed the vectors) is re-embedded from its stored questions in th
 start, and is saved with the new vectors at the next stop (a stop before it finishes keeps what
 was re-embedded). The in-process index (embedded and pub/sub modes) gives each entry its answer's
 expiry: an expired entry is never a hit, is removed by the next additions or by the sweep every
-``SWEEP_INTERVAL_S``, and is neither saved nor loaded (an entry of an index saved before expiries
-were recorded is given ``cache.ttl_s`` from its load). ``cache.semantic.max_entries`` bounds it.
+``SWEEP_INTERVAL_S`` (in slices on the loop), and is neither saved nor loaded (an entry of an
+index saved before expiries were recorded is given up to ``cache.ttl_s`` from its load, spread
+so they do not all expire at once). ``cache.semantic.max_entries`` bounds it.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ PRUNE_INTERVAL_S = 600.0
 """How often a replica deletes the expired records from the shared hash (pub/sub mode)."""
 SWEEP_INTERVAL_S = 60.0
 """How often the expired entries leave the in-process index (embedded and pub/sub modes)."""
+SWEEP_SLICE = 256
+"""Expired entries removed per slice of a sweep on the event loop (~1 ms)."""
 
 
 def last_user_text(body: dict[str, Any]) -> str | None:
@@ -232,7 +235,8 @@ class SemanticStage:
             _, pending = await asyncio.wait(pending, timeout=0.5)
         if pending:
             log.warning("semantic index: the Redis sync task did not stop; leaving it")
-        if self._redis is None and self._path is not None and len(self.index):
+        if self._redis is None and self._path is not None:
+            # saved even when empty, so that an older file is not loaded again at the next start
             await asyncio.to_thread(self.index.save, self._path)
 
     async def run(self, ctx: RequestContext) -> Outcome | None:
@@ -348,8 +352,18 @@ class SemanticStage:
                 await self._redis.hdel(self._hash, *fields[i : i + 500])
 
     async def sweep(self) -> int:
-        """Remove the expired entries from the in-process index (off the loop); their number."""
-        return await asyncio.to_thread(self.index.sweep)
+        """Remove the expired entries from the in-process index; their number. On the event
+        loop, ``SWEEP_SLICE`` at a time with a yield between slices (in a thread it would hold
+        the index's lock against every search); then compact the expiry heap in a thread."""
+        removed = 0
+        while True:
+            n, more = self.index.sweep_some(SWEEP_SLICE)
+            removed += n
+            if not more:
+                break
+            await asyncio.sleep(0)
+        await asyncio.to_thread(self.index.compact)
+        return removed
 
     async def _every(self, interval_s: float, job: Callable[[], Awaitable[int]], done: str) -> None:
         """Run ``job`` every ``interval_s`` (it returns how many expired entries it removed)."""

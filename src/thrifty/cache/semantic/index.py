@@ -13,10 +13,12 @@ never precision: the threshold and the guard still decide every hit.
 Expiry: an entry may carry its expiry time (``expires_at``, on the index's ``clock``; the
 semantic cache gives it its answer's). ``search`` and ``get`` never return an expired entry, and
 expired entries are removed without a per-request scan: a min-heap orders every entry by expiry,
-each ``add`` removes up to ``SWEEP_BATCH`` expired ones from its top, ``sweep`` (the semantic
-stage runs it every ``SWEEP_INTERVAL_S`` off the event loop) removes them all, and a search that
-meets one removes it. A scope left empty is dropped. With ``max_entries`` the whole index is
-bounded: over it, the entries that expire soonest (then the oldest) are evicted.
+each ``add`` removes up to ``SWEEP_BATCH`` expired ones from its top, ``sweep_some`` removes a
+slice (the semantic stage sweeps every ``SWEEP_INTERVAL_S`` in slices on the event loop), and a
+search that meets one removes it. A scope left empty is dropped. Items of entries replaced or
+removed before they expire stay in the heap until their time; ``compact`` (a worker thread,
+the lock held per chunk) rebuilds it once they outnumber the live ones. With ``max_entries`` the
+whole index is bounded: over it, the entries that expire soonest (then the oldest) are evicted.
 
 Persistence (``save`` / ``load``, see ``persist``): a JSON manifest at ``path`` plus one ``.npy``
 of float32 vectors beside it; the manifest is replaced last, atomically. Expired entries are
@@ -32,7 +34,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -178,6 +180,8 @@ class SemanticIndex:
         self._lock = threading.RLock()
         self._builders: set[threading.Thread] = set()
         self._heap: list[_HeapItem] = []  # one live item per entry, plus stale ones
+        self._pushed: list[_HeapItem] | None = None  # items pushed while ``compact`` runs
+        self._cleared = 0  # bumped by ``clear``: a compaction that saw one is discarded
         self._seq = itertools.count()
         self._count = 0  # live entries, over all scopes
 
@@ -224,7 +228,7 @@ class SemanticIndex:
             s.seqs.append(seq)
             s.meta_bytes += size
             self._count += 1
-            heapq.heappush(self._heap, (exp, seq, scope, key))
+            self._push((exp, seq, scope, key))
             if s.ann is not None:
                 s.ann.add([key], v.reshape(1, -1))
             if s.building:
@@ -237,7 +241,6 @@ class SemanticIndex:
                 evicted.append(oldest)
             self._maybe_build(scope, s)
             evicted += self._pop_heap(lambda _: self._over_cap(), None)
-            self._compact_heap()
             return evicted
 
     def get(self, scope: str, key: str) -> Meta | None:
@@ -278,21 +281,26 @@ class SemanticIndex:
         with self._lock:
             self._scopes.clear()
             self._heap, self._count = [], 0
+            self._cleared += 1
 
     def sweep(self, *, batch: int = 1024) -> int:
         """Remove every expired entry (dropping the scopes left empty); returns how many.
-
-        Works in batches of ``batch`` heap items, releasing the lock between them so that
-        searches are not held up; blocking: run it off the event loop.
-        """
+        Blocking, in one go: the semantic stage sweeps in slices instead (``sweep_some``)."""
         removed = 0
         while True:
-            with self._lock:
-                now = self.clock()
-                removed += self._expire(now, batch)
-                if not self._heap or self._heap[0][0] > now:
-                    self._compact_heap()
-                    return removed
+            n, more = self.sweep_some(batch)
+            removed += n
+            if not more:
+                return removed
+
+    def sweep_some(self, limit: int) -> tuple[int, bool]:
+        """Remove up to ``limit`` expired entries; returns how many, and whether expired ones
+        remain. Cheap enough per call (~1 ms for 256) to run on the event loop between
+        requests, where it never contends for the lock with searches."""
+        with self._lock:
+            now = self.clock()
+            removed = self._expire(now, limit)
+            return removed, bool(self._heap) and self._heap[0][0] <= now
 
     def _remove_row(self, s: _Scope, key: str) -> None:
         row = s.rows.pop(key)
@@ -357,16 +365,40 @@ class SemanticIndex:
     def _over_cap(self) -> bool:
         return self.max_entries is not None and self._count > self.max_entries
 
-    def _compact_heap(self) -> None:
-        """Rebuild the heap from the live entries once stale items outnumber them."""
-        if len(self._heap) <= 2 * self._count + 1024:
-            return
-        self._heap = [
-            (s.exps[row], s.seqs[row], name, key)
-            for name, s in self._scopes.items()
-            for key, row in s.rows.items()
-        ]
-        heapq.heapify(self._heap)
+    def _push(self, item: _HeapItem) -> None:
+        heapq.heappush(self._heap, item)
+        if self._pushed is not None:
+            self._pushed.append(item)
+
+    def compact(self, *, chunk: int = 2_000) -> bool:
+        """Rebuild the expiry heap from its live items once stale ones (of entries replaced or
+        removed before they expired) outnumber them; returns whether it did. Blocking: run it
+        in a worker thread. The lock is held only per ``chunk`` of items and let go between
+        chunks, so searches and additions on the event loop wait at most one chunk; items
+        pushed meanwhile are merged in at the end."""
+        with self._lock:
+            if self._pushed is not None or len(self._heap) <= 2 * self._count + 1024:
+                return False
+            snapshot, self._pushed, cleared = list(self._heap), [], self._cleared
+        try:
+            live: list[_HeapItem] = []
+            for start in range(0, len(snapshot), chunk):
+                with self._lock:
+                    live += [it for it in snapshot[start : start + chunk] if self._live(it)]
+                time.sleep(0.0005)  # the lock is not fair: let a waiting thread take it
+            heap: list[_HeapItem] = []
+            for item in live:  # pushed one by one: heapify would hold the GIL for all of them
+                heapq.heappush(heap, item)
+            with self._lock:
+                if cleared != self._cleared:
+                    return False
+                for item in self._pushed or ():
+                    heapq.heappush(heap, item)
+                self._heap = heap
+                return True
+        finally:
+            with self._lock:
+                self._pushed = None
 
     # --- search -------------------------------------------------------------------------------
 
@@ -500,11 +532,20 @@ class SemanticIndex:
         write_index(Path(path), dim=self.dim, model_id=self.model_id, scopes=scopes)
 
     def _expiries(self, saved: SavedScope, now: float) -> list[float]:
-        """The expiry of each saved entry; one saved without an expiry (a file written before
-        they were saved) gets ``now + default_ttl_s``, or none when that is ``None``."""
-        default = math.inf if self.default_ttl_s is None else now + self.default_ttl_s
-        given: Iterable[float | None] = saved.exps or [None] * len(saved.keys)
-        return [default if exp is None else float(exp) for exp in given]
+        """The expiry of each saved entry. One saved without an expiry (a file written before
+        they were saved) gets up to ``default_ttl_s`` from ``now`` — spread over the second
+        half of it, in the file's order, so that a whole old index does not expire (and get
+        swept) in one instant — or none when that is ``None``."""
+        given: list[float | None] = list(saved.exps or [None] * len(saved.keys))
+        ttl, n = self.default_ttl_s, len(given)
+        return [
+            float(exp)
+            if exp is not None
+            else math.inf
+            if ttl is None
+            else now + ttl * (0.5 + 0.5 * (i + 1) / n)
+            for i, exp in enumerate(given)
+        ]
 
     def reembed(
         self,
@@ -563,7 +604,10 @@ class SemanticIndex:
                 s.meta_bytes = sum(s.sizes)
                 s.rows = {key: row for row, key in enumerate(s.keys)}
                 self._count += s.n
-                self._heap.extend(zip(s.exps, s.seqs, itertools.repeat(item.name), s.keys))
+                items = list(zip(s.exps, s.seqs, itertools.repeat(item.name), s.keys))
+                self._heap.extend(items)
+                if self._pushed is not None:
+                    self._pushed.extend(items)
             heapq.heapify(self._heap)
             self._pop_heap(lambda _: self._over_cap(), None)
             for name, s in list(self._scopes.items()):
