@@ -145,7 +145,7 @@ class Gateway:
             self.shadows = ShadowSampler(self, self.route_policies)
             self.recorders.append(self.shadows)
             if self.cache_stage is not None:  # a group's answer depends on more than the body
-                self.cache_stage.route_groups = frozenset(self.route_policies)
+                self.cache_stage.route_groups = dict(self.route_policies)
         self.chat_pipeline = build_chat_pipeline(
             self.registry,
             self.costing,

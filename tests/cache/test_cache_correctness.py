@@ -110,6 +110,26 @@ async def test_a_route_groups_answer_is_scoped_by_user_tier(
         assert chat_calls(fake) == 3
 
 
+async def test_a_route_group_is_split_only_by_the_tags_its_routing_reads(
+    fake: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    """A trace id in ``x-thrifty-tags`` changes nothing ``auto`` decides, so it does not split
+    the cache; ``latency: low`` (time sensitivity) does."""
+    async with served(fake, tmp_path, routing=ROUTING) as (app, client):
+        auth = await bearer(app)
+        body = chat_body("hi", model="auto")
+
+        async def ask(tags: str) -> str:
+            headers = {**auth, "x-thrifty-tags": tags}
+            resp = await client.post("/v1/chat/completions", json=body, headers=headers)
+            return str(resp.headers["x-thrifty-cache"])
+
+        assert await ask("trace=a1") == "miss"
+        assert await ask("trace=b2") == "hit"
+        assert await ask("trace=c3,latency=low") == "miss"
+        assert await ask("latency=low,trace=d4") == "hit"
+
+
 def test_scope_names_cannot_collide() -> None:
     a = Principal(tenant="acme:bob", user="x")
     b = Principal(tenant="acme", user="bob:x")

@@ -549,3 +549,23 @@ def test_the_documented_yaml_example_loads() -> None:
     p = RoutePolicy(auto, CATALOG)
     d = p.decide(body(content="What is S3?", max_tokens=200), USER)
     assert d.model == "gpt-4o-mini" and d.worst_case_usd is not None
+
+
+def test_routing_tags_are_the_ones_the_group_reads() -> None:
+    """Only tags a rule or time sensitivity can match split a group's cache entries; a scorer
+    that does not say what it reads gets every tag."""
+    rules = [
+        {"name": "legal", "tags": ["legal"], "tier": "large"},
+        {"name": "search", "tags": ["team=search"], "tier": "medium"},
+    ]
+    p = RoutePolicy(group(scorer="rules", rules=rules), CATALOG, CALC)
+    tags = {"legal": "", "Team": "Search", "trace": "abc", "Latency": "low", "x": "legal"}
+    assert p.routing_tags(tags) == [
+        ("Latency", "low"),
+        ("Team", "Search"),
+        ("legal", ""),
+        ("x", "legal"),  # a value is matched too
+    ]
+    length = RoutePolicy(group(scorer="length"), CATALOG, CALC)
+    assert length.routing_tags({"trace": "abc", "latency": "low"}) == [("latency", "low")]
+    assert policy().routing_tags({"trace": "abc"}) == [("trace", "abc")]  # FakeScorer

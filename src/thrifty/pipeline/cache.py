@@ -59,21 +59,24 @@ class CacheStage:
         self.flights = flights
         self.config = config
         self.policy = CachePolicy(config)
-        # Route groups (``auto`` and named groups): their answer depends on the user tier,
-        # priority and tags too, which then join the scope (set by the gateway).
-        self.route_groups: frozenset[str] = frozenset()
+        # Route groups (``auto`` and named groups) by name: their answer depends on the user
+        # tier, priority and some tags too, which then join the scope (set by the gateway).
+        self.route_groups: dict[str, Any] = {}
         self.follow_timeout_s = FOLLOW_TIMEOUT_S
 
     def scope(self, ctx: RequestContext, scope: str) -> str:
         """The entry's scope: the route's (tenant by default), and for a route group also what
-        the group's routing reads besides the body — the user tier, priority and tags (and the
-        tenant when the scope is global) — so a hit never hands one user tier's routed answer
-        to another (a premium user's request routed to a large model, say)."""
+        the group's routing reads besides the body — the user tier, priority and the tags its
+        rules and time sensitivity read (and the tenant when the scope is global) — so a hit
+        never hands one user tier's routed answer to another (a premium user's request routed
+        to a large model, say)."""
         base = scope_of(ctx.principal, scope)
-        if ctx.requested_model not in self.route_groups:
+        policy = self.route_groups.get(ctx.requested_model)
+        if policy is None:
             return base
         p = ctx.principal
-        routing = [p.tenant if scope == "global" else "", p.tier, ctx.priority, ctx.tags]
+        tags = policy.routing_tags(ctx.tags)
+        routing = [p.tenant if scope == "global" else "", p.tier, ctx.priority, tags]
         return f"{base}|r:{digest(routing)[:16]}"
 
     def _may_store(self, ctx: RequestContext) -> bool:

@@ -197,6 +197,7 @@ class LearnedScorer:
     """
 
     name = "learned"
+    tag_conditions: frozenset[str] = frozenset()  # reads the body only
 
     def __init__(self, model: LearnedModel, embedder: TextEmbedder | None = None) -> None:
         self.model = model

@@ -212,6 +212,7 @@ class LengthScorer:
     """
 
     name = "length"
+    tag_conditions: frozenset[str] = frozenset()  # reads the body only
 
     def __init__(self, weights: LengthWeights | None = None) -> None:
         self.weights = weights or LengthWeights()

@@ -171,6 +171,23 @@ class RoutePolicy:
 
     # ------------------------------------------------------------------ deciding
 
+    def routing_tags(self, tags: Mapping[str, str]) -> list[tuple[str, str]]:
+        """The tags that can change this group's decision, sorted: those a rule's tag condition
+        names (by key, value or ``key=value``) and those time sensitivity reads; all of them
+        for a scorer that does not say which it reads. Others (a trace id, say) do not."""
+        conditions: frozenset[str] | None = getattr(self.scorer, "tag_conditions", None)
+        if conditions is None:
+            return sorted(tags.items())
+        timed = {k.lower() for k in self.config.time_sensitivity.tags}
+        return sorted(
+            (k, v)
+            for k, v in tags.items()
+            if (kl := k.lower()) in timed
+            or kl in conditions
+            or (vl := str(v).lower()) in conditions
+            or f"{kl}={vl}" in conditions
+        )
+
     def _meta(self, principal: Principal | None, tags: Mapping[str, str]) -> RequestMeta:
         flat: list[str] = []
         for key, value in tags.items():

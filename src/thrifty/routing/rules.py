@@ -183,6 +183,8 @@ class RulesScorer:
         tier = _tier(default_tier)
         self._default = RuleDecision(rule=None, tier=tier, score=TIER_SCORES[tier])
         self._compiled = tuple(_compile(r) for r in self.rules)
+        # what a request's tags are matched against: a key, a value or "key=value", lower case
+        self.tag_conditions = frozenset(t for c in self._compiled for t in c.tags)
 
     @classmethod
     def from_config(
