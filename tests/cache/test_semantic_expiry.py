@@ -186,7 +186,7 @@ def test_compaction_drops_stale_heap_items_and_keeps_what_is_pushed_meanwhile(
     for rounds in range(20):  # 50 live entries, 950 stale items
         for i, v in enumerate(vectors):
             index.add("s", f"k{i}", v, expires_at=clock.now + 100 + rounds)
-    assert len(index._heap) == 1000 and len(index) == 50
+    assert len(index._expiry) == 1000 and len(index) == 50
     assert not index.compact()  # under the threshold (2 * live + 1,024)
     for i, v in enumerate(vectors):
         for rounds in range(20):
@@ -203,7 +203,7 @@ def test_compaction_drops_stale_heap_items_and_keeps_what_is_pushed_meanwhile(
     index._live = live_and_add  # type: ignore[method-assign]
     assert index.compact(chunk=100)
     index._live = real_live  # type: ignore[method-assign]
-    assert len(index._heap) == 51 and len(index) == 51
+    assert len(index._expiry) == 51 and len(index) == 51
     clock.now += 60
     assert index.sweep() == 1 and index.get("t", "new") is None
     clock.now += 1000

@@ -12,13 +12,14 @@ never precision: the threshold and the guard still decide every hit.
 
 Expiry: an entry may carry its expiry time (``expires_at``, on the index's ``clock``; the
 semantic cache gives it its answer's). ``search`` and ``get`` never return an expired entry, and
-expired entries are removed without a per-request scan: a min-heap orders every entry by expiry,
-each ``add`` removes up to ``SWEEP_BATCH`` expired ones from its top, ``sweep_some`` removes a
-slice (the semantic stage sweeps every ``SWEEP_INTERVAL_S`` in slices on the event loop), and a
-search that meets one removes it. A scope left empty is dropped. Items of entries replaced or
-removed before they expire stay in the heap until their time; ``compact`` (a worker thread,
-the lock held per chunk) rebuilds it once they outnumber the live ones. With ``max_entries`` the
-whole index is bounded: over it, the entries that expire soonest (then the oldest) are evicted.
+expired entries are removed without a per-request scan: a min-heap (``expiry.py``) orders every
+entry by expiry, each ``add`` removes up to ``SWEEP_BATCH`` expired ones from its top,
+``sweep_some`` removes a slice (the semantic stage sweeps every ``SWEEP_INTERVAL_S`` in slices on
+the event loop), and a search that meets one removes it. A scope left empty is dropped. Items
+of entries replaced or removed before they expire stay in the heap until their time;
+``compact`` (a worker thread, the lock held per chunk) rebuilds it once they outnumber the live
+ones. With ``max_entries`` the whole index is bounded: over it, the entries that expire soonest
+(then the oldest) are evicted.
 
 Persistence (``save`` / ``load``, see ``persist``): a JSON manifest at ``path`` plus one ``.npy``
 of float32 vectors beside it; the manifest is replaced last, atomically. Expired entries are
@@ -28,7 +29,6 @@ saved) is loaded with ``clock() + default_ttl_s`` (never expiring when that is `
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import math
 import os
@@ -44,6 +44,7 @@ import orjson
 
 from thrifty.cache.embedder import MODEL_ID
 from thrifty.cache.semantic.ann import HnswIndex, faiss_module
+from thrifty.cache.semantic.expiry import ExpiryHeap, HeapItem
 from thrifty.cache.semantic.persist import SavedScope, read_index, write_index
 
 __all__ = ["SWEEP_BATCH", "Hit", "IndexStats", "SemanticIndex"]
@@ -52,7 +53,6 @@ Matrix = npt.NDArray[np.float32]
 Meta = dict[str, Any]
 SWEEP_BATCH = 32
 """Most expiry-heap items an ``add`` pops (amortised sweep; ``sweep`` pops them all)."""
-_HeapItem = tuple[float, int, str, str]  # (expiry, sequence number, scope, key)
 
 
 class Hit(NamedTuple):
@@ -179,10 +179,7 @@ class SemanticIndex:
         self._scopes: dict[str, _Scope] = {}
         self._lock = threading.RLock()
         self._builders: set[threading.Thread] = set()
-        self._heap: list[_HeapItem] = []  # one live item per entry, plus stale ones
-        self._pushed: list[_HeapItem] | None = None  # items pushed while ``compact`` runs
-        self._cleared = 0  # bumped by ``clear``: a compaction that saw one is discarded
-        self._seq = itertools.count()
+        self._expiry = ExpiryHeap()
         self._count = 0  # live entries, over all scopes
 
     # --- entries ------------------------------------------------------------------------------
@@ -218,7 +215,7 @@ class SemanticIndex:
                 grown = np.empty((s.n * 2, self.dim), dtype=np.float32)
                 grown[: s.n] = s.vectors[: s.n]
                 s.vectors = grown
-            seq = next(self._seq)
+            seq = self._expiry.next_seq()
             s.vectors[s.n] = v
             s.rows[key] = s.n
             s.keys.append(key)
@@ -228,7 +225,7 @@ class SemanticIndex:
             s.seqs.append(seq)
             s.meta_bytes += size
             self._count += 1
-            self._push((exp, seq, scope, key))
+            self._expiry.push((exp, seq, scope, key))
             if s.ann is not None:
                 s.ann.add([key], v.reshape(1, -1))
             if s.building:
@@ -280,8 +277,8 @@ class SemanticIndex:
     def clear(self) -> None:
         with self._lock:
             self._scopes.clear()
-            self._heap, self._count = [], 0
-            self._cleared += 1
+            self._expiry.clear()
+            self._count = 0
 
     def sweep(self, *, batch: int = 1024) -> int:
         """Remove every expired entry (dropping the scopes left empty); returns how many.
@@ -300,7 +297,8 @@ class SemanticIndex:
         with self._lock:
             now = self.clock()
             removed = self._expire(now, limit)
-            return removed, bool(self._heap) and self._heap[0][0] <= now
+            top = self._expiry.top()
+            return removed, top is not None and top[0] <= now
 
     def _remove_row(self, s: _Scope, key: str) -> None:
         row = s.rows.pop(key)
@@ -334,21 +332,22 @@ class SemanticIndex:
 
     # --- expiry and the global bound ----------------------------------------------------------
 
-    def _live(self, item: _HeapItem) -> _Scope | None:
+    def _live(self, item: HeapItem) -> _Scope | None:
         """The scope of the entry a heap item stands for, or ``None`` if the item is stale."""
         _, seq, name, key = item
         s = self._scopes.get(name)
         row = s.rows.get(key) if s is not None else None
         return s if s is not None and row is not None and s.seqs[row] == seq else None
 
-    def _pop_heap(self, more: Callable[[_HeapItem], bool], limit: int | None) -> list[str]:
+    def _pop_heap(self, more: Callable[[HeapItem], bool], limit: int | None) -> list[str]:
         """Pop heap items while ``more(top)`` (at most ``limit``), removing their live entries;
         returns the removed keys."""
         removed: list[str] = []
         touched: dict[str, _Scope] = {}
         popped = 0
-        while self._heap and (limit is None or popped < limit) and more(self._heap[0]):
-            item = heapq.heappop(self._heap)
+        heap = self._expiry
+        while (top := heap.top()) is not None and (limit is None or popped < limit) and more(top):
+            item = heap.pop()
             popped += 1
             s = self._live(item)
             if s is not None:
@@ -365,40 +364,13 @@ class SemanticIndex:
     def _over_cap(self) -> bool:
         return self.max_entries is not None and self._count > self.max_entries
 
-    def _push(self, item: _HeapItem) -> None:
-        heapq.heappush(self._heap, item)
-        if self._pushed is not None:
-            self._pushed.append(item)
-
     def compact(self, *, chunk: int = 2_000) -> bool:
-        """Rebuild the expiry heap from its live items once stale ones (of entries replaced or
-        removed before they expired) outnumber them; returns whether it did. Blocking: run it
-        in a worker thread. The lock is held only per ``chunk`` of items and let go between
-        chunks, so searches and additions on the event loop wait at most one chunk; items
-        pushed meanwhile are merged in at the end."""
-        with self._lock:
-            if self._pushed is not None or len(self._heap) <= 2 * self._count + 1024:
-                return False
-            snapshot, self._pushed, cleared = list(self._heap), [], self._cleared
-        try:
-            live: list[_HeapItem] = []
-            for start in range(0, len(snapshot), chunk):
-                with self._lock:
-                    live += [it for it in snapshot[start : start + chunk] if self._live(it)]
-                time.sleep(0.0005)  # the lock is not fair: let a waiting thread take it
-            heap: list[_HeapItem] = []
-            for item in live:  # pushed one by one: heapify would hold the GIL for all of them
-                heapq.heappush(heap, item)
-            with self._lock:
-                if cleared != self._cleared:
-                    return False
-                for item in self._pushed or ():
-                    heapq.heappush(heap, item)
-                self._heap = heap
-                return True
-        finally:
-            with self._lock:
-                self._pushed = None
+        """Rebuild the expiry heap once stale items (of entries replaced or removed before they
+        expired) outnumber the live ones; returns whether it did. Blocking: run it in a worker
+        thread; it holds the lock a chunk at a time (``ExpiryHeap.compact``)."""
+        return self._expiry.compact(
+            self._lock, lambda item: self._live(item) is not None, lambda: self._count, chunk=chunk
+        )
 
     # --- search -------------------------------------------------------------------------------
 
@@ -587,6 +559,7 @@ class SemanticIndex:
         """
         saved = read_index(Path(path), dim=self.dim, model_id=self.model_id)
         now = self.clock()
+        items: list[HeapItem] = []
         with self._lock:
             self.clear()
             for item in saved:
@@ -599,16 +572,13 @@ class SemanticIndex:
                 s.keys = [item.keys[row] for row in keep]
                 s.metas = [item.metas[row] for row in keep]
                 s.exps = [exps[row] for row in keep]
-                s.seqs = [next(self._seq) for _ in keep]
+                s.seqs = [self._expiry.next_seq() for _ in keep]
                 s.sizes = [len(orjson.dumps(m)) for m in s.metas]
                 s.meta_bytes = sum(s.sizes)
                 s.rows = {key: row for row, key in enumerate(s.keys)}
                 self._count += s.n
-                items = list(zip(s.exps, s.seqs, itertools.repeat(item.name), s.keys))
-                self._heap.extend(items)
-                if self._pushed is not None:
-                    self._pushed.extend(items)
-            heapq.heapify(self._heap)
+                items.extend(zip(s.exps, s.seqs, itertools.repeat(item.name), s.keys))
+            self._expiry.load(items)
             self._pop_heap(lambda _: self._over_cap(), None)
             for name, s in list(self._scopes.items()):
                 self._maybe_build(name, s)
