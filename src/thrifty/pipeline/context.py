@@ -100,9 +100,9 @@ class RequestContext:
     requested_entry: ModelEntry | None = None
     """The model entry the request asked for (``entry`` may change: budget degrade)."""
     semantic: Any = None
+    """(partition, vector, text) of a semantic-cache lookup, for indexing the answer."""
     semantic_match: str | None = None
     """The cached question a semantic hit matched (kept with ``ledger.store_content``)."""
-    """(partition, vector, text) of a semantic-cache lookup, for indexing the answer."""
     usage_parsed: Any = None
     """The canonical ``pricing.Usage`` of ``usage``, set by the costing step."""
     cache_hit_tokens: int = 0
