@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.server.test_auto_routing import ROUTING as AUTO_ROUTING
 from tests.support import chat_body, gateway_config
 from thrifty.cache.keys import scope_of
 from thrifty.keys.principal import Principal
@@ -20,19 +21,9 @@ from thrifty.pipeline.context import RequestContext
 from thrifty.server.app import ThriftyApp, create_app
 from thrifty.testing import FakeOpenAIServer, Latency
 
-ROUTING = {
-    "groups": [
-        {
-            "name": "auto",
-            "scorer": "length",
-            "tiers": {"small": ["gpt-4o-mini"], "large": ["gpt-4o"]},
-            "thresholds": {"medium": 0.5, "large": 0.8},
-            "user_tier_upgrades": [
-                {"user_tiers": ["premium"], "when": ["simple", "medium"], "to": "large"}
-            ],
-        }
-    ]
-}
+# the auto-routing tests' group, with premium users' short prompts upgraded to the large model
+UPGRADE = {"user_tiers": ["premium"], "when": ["simple", "medium"], "to": "large"}
+ROUTING = {"groups": [{**AUTO_ROUTING["groups"][0], "user_tier_upgrades": [UPGRADE]}]}
 
 
 @asynccontextmanager
@@ -140,6 +131,20 @@ def test_scope_names_cannot_collide() -> None:
     assert scope_of(Principal(tenant="acme", user="alice"), "user") == "u:acme:alice"
 
 
+async def at_once(
+    fake: FakeOpenAIServer,
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    body: dict[str, Any],
+    n: int,
+) -> list[httpx.Response]:
+    """``n`` identical requests at once, the upstream slow enough that they coalesce; a hung
+    follower fails the test instead of hanging it."""
+    fake.latency = Latency(first_token_ms=200)
+    requests = (client.post("/v1/chat/completions", json=body, headers=auth) for _ in range(n))
+    return await asyncio.wait_for(asyncio.gather(*requests), timeout=30)
+
+
 class Failing:
     def record(self, ctx: RequestContext) -> None:
         raise RuntimeError("a broken sink")
@@ -152,14 +157,7 @@ async def test_a_failing_recorder_still_lands_the_flight(
     async with served(fake, tmp_path) as (app, client):
         auth = await bearer(app)
         app.gateway.recorders.insert(0, Failing())
-        fake.latency = Latency(first_token_ms=200)
-        body = chat_body("a popular question")
-        results = await asyncio.wait_for(
-            asyncio.gather(
-                *(client.post("/v1/chat/completions", json=body, headers=auth) for _ in range(5))
-            ),
-            timeout=30,
-        )
+        results = await at_once(fake, client, auth, chat_body("a popular question"), 5)
         assert all(r.status_code == 200 for r in results)
         assert sorted(r.headers["x-thrifty-cache"] for r in results) == ["hit"] * 4 + ["miss"]
         assert chat_calls(fake) == 1
@@ -177,14 +175,7 @@ async def test_a_store_that_raises_still_wakes_the_followers(
             raise OSError("disk full")
 
         monkeypatch.setattr(cache, "put", broken_put)
-        fake.latency = Latency(first_token_ms=200)
-        body = chat_body("another popular question")
-        results = await asyncio.wait_for(
-            asyncio.gather(
-                *(client.post("/v1/chat/completions", json=body, headers=auth) for _ in range(3))
-            ),
-            timeout=30,
-        )
+        results = await at_once(fake, client, auth, chat_body("another popular question"), 3)
         # nothing was stored, but the followers still get the leader's answer
         assert all(r.status_code == 200 for r in results)
         assert sorted(r.headers["x-thrifty-cache"] for r in results) == ["hit", "hit", "miss"]

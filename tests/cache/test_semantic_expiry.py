@@ -123,7 +123,8 @@ def test_save_drops_expired_entries_and_load_skips_them(
     assert saved == {"k1": 1_050.0, "k2": 1_500.0, "k4": 1_050.0, "k5": None}
 
     later = Clock(clock.now + 100)  # k1 and k4 expire before the next start
-    restored = SemanticIndex(DIM, clock=later)
+    # a default lifetime is for files without expiries: k5 was saved as never expiring
+    restored = SemanticIndex(DIM, clock=later, default_ttl_s=3600)
     assert restored.load(path) == 2
     assert {h.key for s in ("s0", "s1") for h in restored.search(s, vectors[0], k=10)} == {
         "k2",

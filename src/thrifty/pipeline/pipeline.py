@@ -33,9 +33,11 @@ class Pipeline:
         except Exception:
             log.exception("costing failed for %s", ctx.request_id)
             ctx.flags.append("costing_failed")
+        # One failing sink must not cost the others their record (the cache writer lands the
+        # request's single flight, which coalesced followers wait on).
         for recorder in self.recorders:
-            try:  # one failing sink must not cost the others their record (the cache writer
-                recorder.record(ctx)  # lands the request's single flight)
+            try:
+                recorder.record(ctx)
             except Exception:
                 log.exception("%s failed for %s", type(recorder).__name__, ctx.request_id)
 

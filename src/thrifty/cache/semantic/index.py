@@ -23,8 +23,8 @@ ones. With ``max_entries`` the whole index is bounded: over it, the entries that
 
 Persistence (``save`` / ``load``, see ``persist``): a JSON manifest at ``path`` plus one ``.npy``
 of float32 vectors beside it; the manifest is replaced last, atomically. Expired entries are
-neither saved nor loaded; an entry saved without an expiry (a file written before expiries were
-saved) is loaded with ``clock() + default_ttl_s`` (never expiring when that is ``None``).
+neither saved nor loaded; the entries of a file written before expiries were saved are loaded
+with up to ``default_ttl_s`` from ``clock()`` (never expiring when that is ``None``).
 """
 
 from __future__ import annotations
@@ -504,20 +504,16 @@ class SemanticIndex:
         write_index(Path(path), dim=self.dim, model_id=self.model_id, scopes=scopes)
 
     def _expiries(self, saved: SavedScope, now: float) -> list[float]:
-        """The expiry of each saved entry. One saved without an expiry (a file written before
-        they were saved) gets up to ``default_ttl_s`` from ``now`` — spread over the second
-        half of it, in the file's order, so that a whole old index does not expire (and get
-        swept) in one instant — or none when that is ``None``."""
-        given: list[float | None] = list(saved.exps or [None] * len(saved.keys))
-        ttl, n = self.default_ttl_s, len(given)
-        return [
-            float(exp)
-            if exp is not None
-            else math.inf
-            if ttl is None
-            else now + ttl * (0.5 + 0.5 * (i + 1) / n)
-            for i, exp in enumerate(given)
-        ]
+        """The expiry of each saved entry (``null``: saved as never expiring). The entries of a
+        file written before expiries were saved get up to ``default_ttl_s`` from ``now`` —
+        spread over the second half of it, in the file's order, so that a whole old index does
+        not expire (and get swept) in one instant — or none when that is ``None``."""
+        if saved.exps is not None:
+            return [math.inf if exp is None else float(exp) for exp in saved.exps]
+        ttl, n = self.default_ttl_s, len(saved.keys)
+        if ttl is None:
+            return [math.inf] * n
+        return [now + ttl * (0.5 + 0.5 * (i + 1) / n) for i in range(n)]
 
     def reembed(
         self,
